@@ -1,0 +1,1 @@
+"""Tact: a Kafka-native contact-policy and journey engine."""

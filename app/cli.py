@@ -1,0 +1,130 @@
+"""The `tact` command (also `python -m app`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app.config import Settings
+from app.policy.rules import PolicyError, load_policy
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        return Settings.from_env(**flags)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _policy_or_exit(path: Path | None) -> Any:
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Tact: contact policy and journeys, decided on Kafka."""
+
+
+@main.command()
+@click.option("--broker", help="Kafka bootstrap URL, e.g. kafka://localhost:9092 [TACT_BROKER]")
+@click.option("--broker-kind", type=click.Choice(["kafka", "tansu"]), help="[TACT_BROKER_KIND]")
+@click.option("--app-id", help="Consumer group and table prefix [TACT_APP_ID]")
+@click.option("--topic-prefix", help="Prefix for every topic name [TACT_TOPIC_PREFIX]")
+@click.option("--partitions", type=int, help="Partitions of every Tact topic [TACT_PARTITIONS]")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="RocksDB directory [TACT_DATA_DIR]")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path), help="Policy TOML [TACT_POLICY_PATH]")
+@click.option("--metrics-port", type=int, help="Prometheus /metrics port, 0 for none [TACT_METRICS_PORT]")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]))
+def worker(**flags: Any) -> None:
+    """Run a worker: consume inputs, decide, publish outbound messages and decisions."""
+    from app.worker import run_worker
+
+    settings = _settings(**flags)
+    _policy_or_exit(settings.policy_path)
+    run_worker(settings)
+
+
+@main.command()
+@click.option("--events", "events_path", required=True, type=click.File("r"),
+              help="JSON Lines: {\"kind\": \"profile\"|\"event\"|\"candidate\", ...}")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path), help="Policy TOML (default: shipped)")
+@click.option("--out", required=True, type=click.File("w"), help="Decisions, as JSON Lines")
+@click.option("--state-out", type=click.Path(path_type=Path), help="Final customer states, as JSON")
+@click.option("--dead-letters", type=click.File("w"), help="Records that could not be used")
+@click.option("--until", help="Advance the clock to this ISO-8601 time at the end (default: last record)")
+def simulate(events_path: Any, policy_path: Path | None, out: Any, state_out: Path | None,
+             dead_letters: Any, until: str | None) -> None:
+    """Replay recorded traffic through a policy, offline, with the worker's own decision code."""
+    from app.simulate import run
+
+    policy = _policy_or_exit(policy_path)
+    result = run(events_path, policy, out, until=until, state_out=state_out,
+                 dead_letters_out=dead_letters or sys.stderr)
+    counts: dict[str, int] = {}
+    for decision in result.decisions:
+        counts[decision.outcome.value] = counts.get(decision.outcome.value, 0) + 1
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no decisions"
+    click.echo(f"{len(result.decisions)} decisions ({summary}); "
+               f"{len(result.dead_letters)} dead letters", err=True)
+
+
+@main.group()
+def policy() -> None:
+    """Work with policy files."""
+
+
+@policy.command("check")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+def policy_check(path: Path | None) -> None:
+    """Validate a policy file (default: the shipped one) and show what it says."""
+    from app.policy.describe import describe_policy
+
+    click.echo(describe_policy(_policy_or_exit(path)))
+
+
+@main.command()
+@click.option("--file", "path", required=True, type=click.File("r"), help="JSON Lines inputs")
+@click.option("--broker", help="[TACT_BROKER]")
+@click.option("--topic-prefix", help="[TACT_TOPIC_PREFIX]")
+def produce(path: Any, **flags: Any) -> None:
+    """Publish JSON Lines inputs to Tact's topics, Avro-encoded as upstream systems would."""
+    from app.client import Publisher, encode_input
+    from app.codecs.avro import Schemas
+
+    settings = _settings(**flags)
+    schemas = Schemas.load(ids=settings.schema_ids)
+    records = [encode_input(json.loads(line), settings.topics, schemas) for line in path if line.strip()]
+
+    async def go() -> int:
+        async with Publisher(settings.bootstrap_servers) as publisher:
+            return await publisher.publish(records)
+
+    click.echo(f"published {asyncio.run(go())} records", err=True)
+
+
+@main.command()
+@click.option("--port", type=int, default=9092, show_default=True)
+def broker(port: int) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground."""
+    from app.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port) as running:
+        click.echo(f"broker listening on {running.bootstrap}; Ctrl-C stops it", err=True)
+        try:
+            while running.process and running.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Bytes in and out: Avro in the Confluent wire format for topics, msgpack for table state."""

@@ -1,0 +1,179 @@
+"""Plain dicts (decoded Avro, or JSON Lines) to and from the core's values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from app.policy.model import (
+    Audience,
+    Candidate,
+    Category,
+    ContextItem,
+    CustomerEvent,
+    CustomerProfile,
+    Decision,
+    Outcome,
+    OutboundMessage,
+    Urgency,
+)
+
+
+class RecordError(ValueError):
+    """A record that decodes but does not say what Tact needs, with the field at fault."""
+
+
+def candidate_from_dict(d: Mapping[str, Any]) -> Candidate:
+    try:
+        return Candidate(
+            message_id=_text(d, "message_id"),
+            customer_id=_text(d, "customer_id"),
+            category=Category(d["category"]),
+            audience=Audience(d["audience"]),
+            channels=tuple(d["channels"]),
+            urgency=Urgency(d["urgency"]),
+            created_at=_millis(d, "created_at"),
+            template=_text(d, "template"),
+            priority=d.get("priority"),
+            dedupe_key=d.get("dedupe_key") or None,
+            expires_at=_optional_millis(d, "expires_at"),
+            payload=dict(d.get("payload") or {}),
+        )
+    except KeyError as exc:
+        raise RecordError(f"candidate: missing field {exc.args[0]!r}") from exc
+    except ValueError as exc:
+        raise RecordError(f"candidate: {exc}") from exc
+
+
+def event_from_dict(d: Mapping[str, Any]) -> CustomerEvent:
+    try:
+        return CustomerEvent(
+            event_id=_text(d, "event_id"),
+            customer_id=_text(d, "customer_id"),
+            type=_text(d, "type"),
+            occurred_at=_millis(d, "occurred_at"),
+            channel=d.get("channel"),
+            attributes=dict(d.get("attributes") or {}),
+        )
+    except KeyError as exc:
+        raise RecordError(f"event: missing field {exc.args[0]!r}") from exc
+    except ValueError as exc:
+        raise RecordError(f"event: {exc}") from exc
+
+
+def profile_from_dict(d: Mapping[str, Any]) -> CustomerProfile:
+    try:
+        return CustomerProfile(
+            customer_id=_text(d, "customer_id"),
+            timezone=_text(d, "timezone"),
+            consents=dict(d.get("consents") or {}),
+            reachable=dict(d.get("reachable") or {}),
+            preferred_channel=d.get("preferred_channel"),
+        )
+    except KeyError as exc:
+        raise RecordError(f"profile: missing field {exc.args[0]!r}") from exc
+
+
+def decision_to_dict(decision: Decision) -> dict[str, Any]:
+    return {
+        "message_id": decision.message_id,
+        "customer_id": decision.customer_id,
+        "outcome": decision.outcome.value,
+        "channel": decision.channel,
+        "reasons": list(decision.reasons),
+        "policy_version": decision.policy_version,
+        "decided_at": decision.decided_at,
+        "category": decision.category.value,
+        "release_at": decision.release_at,
+    }
+
+
+def decision_from_dict(d: Mapping[str, Any]) -> Decision:
+    return Decision(
+        message_id=d["message_id"],
+        customer_id=d["customer_id"],
+        outcome=Outcome(d["outcome"]),
+        channel=d.get("channel"),
+        reasons=tuple(d["reasons"]),
+        policy_version=d["policy_version"],
+        decided_at=_millis(d, "decided_at"),
+        category=Category(d["category"]),
+        release_at=_optional_millis(d, "release_at"),
+    )
+
+
+def outbound_to_dict(message: OutboundMessage) -> dict[str, Any]:
+    return {
+        "message_id": message.message_id,
+        "customer_id": message.customer_id,
+        "channel": message.channel,
+        "template": message.template,
+        "payload": dict(message.payload),
+        "category": message.category.value,
+        "sent_at": message.sent_at,
+        "policy_version": message.policy_version,
+        "context": [{"type": c.type, "at": c.at, "channel": c.channel} for c in message.context],
+        "context_summary": message.context_summary,
+    }
+
+
+def outbound_from_dict(d: Mapping[str, Any]) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=d["message_id"],
+        customer_id=d["customer_id"],
+        channel=d["channel"],
+        template=d["template"],
+        payload=dict(d["payload"]),
+        category=Category(d["category"]),
+        sent_at=_millis(d, "sent_at"),
+        policy_version=d["policy_version"],
+        context=tuple(ContextItem(c["type"], _millis(c, "at"), c.get("channel")) for c in d["context"]),
+        context_summary=d["context_summary"],
+    )
+
+
+def _text(d: Mapping[str, Any], field: str) -> str:
+    value = d[field]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _millis(d: Mapping[str, Any], field: str) -> int:
+    return to_millis(d[field], field)
+
+
+def _optional_millis(d: Mapping[str, Any], field: str) -> int | None:
+    value = d.get(field)
+    return None if value is None else to_millis(value, field)
+
+
+def to_millis(value: Any, field: str = "time") -> int:
+    """Epoch milliseconds from an int, or from an ISO-8601 text with a UTC offset."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field} must be a time, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return _aware_millis(value, field)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{field} {value!r} is not an ISO-8601 time") from None
+        return _aware_millis(parsed, field)
+    raise ValueError(f"{field} must be a time, got {value!r}")
+
+
+def _aware_millis(moment: datetime, field: str) -> int:
+    if moment.tzinfo is None:
+        raise ValueError(f"{field} {moment.isoformat()!r} has no UTC offset (add Z or +01:00)")
+    return int(moment.timestamp() * 1000)
+
+
+def iso(at_ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC text, as the JSON Lines files write it."""
+    return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )

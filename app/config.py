@@ -1,0 +1,116 @@
+"""Settings: read once from the environment (TACT_*) and command-line flags, then passed down."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from app.policy.model import CHANNELS
+
+BROKER_KINDS = ("kafka", "tansu")
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    events: str
+    candidates: str
+    profiles: str
+    decisions: str
+    dead_letters: str
+    outbound: Mapping[str, str]
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TopicNames:
+        return cls(
+            events=f"{prefix}customer.events",
+            candidates=f"{prefix}messages.candidates",
+            profiles=f"{prefix}customer.profiles",
+            decisions=f"{prefix}decisions",
+            dead_letters=f"{prefix}tact.dead-letters",
+            outbound={channel: f"{prefix}outbound.{channel}" for channel in CHANNELS},
+        )
+
+    @property
+    def inputs(self) -> tuple[str, str, str]:
+        return self.profiles, self.events, self.candidates
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (*self.outbound.values(), self.decisions, self.dead_letters)
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = "kafka://127.0.0.1:9092"
+    broker_kind: str = "kafka"  # "tansu": the embedded broker, whose end offsets need a fence
+    app_id: str = "tact"
+    topic_prefix: str = ""
+    partitions: int = 8
+    replication: int = 1
+    data_dir: Path = Path("tact-data")
+    store: str = "rocksdb://"
+    policy_path: Path | None = None
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 9464  # 0: no metrics endpoint
+    release_interval_s: float = 1.0
+    rebalance_timeout_s: float = 60.0
+    session_timeout_s: float = 30.0
+    heartbeat_interval_s: float = 3.0
+    recovery_delay_s: float = 3.0
+    standby_replicas: int = 0
+    max_record_bytes: int = 256 * 1024
+    rocksdb_block_cache_mb: int = 32
+    rocksdb_write_buffer_mb: int = 16
+    schema_ids: Mapping[str, int] = field(default_factory=dict)
+    log_level: str = "info"
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames.with_prefix(self.topic_prefix)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker list as aiokafka wants it: host:port[,host:port] without the scheme."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """TACT_<FIELD> environment variables, then explicit overrides (flags) on top."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"TACT_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw, f.type)
+        settings = cls(**values).with_changes(**overrides)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.broker_kind not in BROKER_KINDS:
+            raise ValueError(f"broker_kind {self.broker_kind!r} must be one of {BROKER_KINDS}")
+        if self.partitions < 1:
+            raise ValueError("partitions must be at least 1")
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    try:
+        if "Path" in kind:
+            return Path(raw) if raw else None
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if "Mapping" in kind:
+            return {k: int(v) for k, v in json.loads(raw).items()}
+    except ValueError as exc:
+        raise ValueError(f"TACT_{name.upper()}={raw!r}: {exc}") from exc
+    return raw

@@ -1,0 +1,177 @@
+"""Tact's domain values: immutable, plain and cheap to build.
+
+Times are integers: milliseconds since the Unix epoch, UTC. Mappings held by these values are
+never mutated after construction; the core always builds new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+CHANNELS: tuple[str, ...] = ("email", "sms", "push", "call", "messenger")
+
+SECOND = 1000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+
+class Category(StrEnum):
+    SERVICE = "service"
+    TRANSACTIONAL = "transactional"
+    PROMO = "promo"
+
+
+class Audience(StrEnum):
+    PERSONAL = "personal"
+    MASS = "mass"
+
+
+class Urgency(StrEnum):
+    IMMEDIATE = "immediate"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    SUPPRESSED = "suppressed"
+    DEFERRED = "deferred"
+    DEDUPLICATED = "deduplicated"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+FINAL_OUTCOMES = frozenset(Outcome) - {Outcome.DEFERRED}
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerProfile:
+    customer_id: str
+    timezone: str
+    consents: Mapping[str, bool] = field(default_factory=dict)
+    reachable: Mapping[str, bool] = field(default_factory=dict)
+    preferred_channel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEvent:
+    event_id: str
+    customer_id: str
+    type: str
+    occurred_at: int
+    channel: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    message_id: str
+    customer_id: str
+    category: Category
+    audience: Audience
+    channels: tuple[str, ...]
+    urgency: Urgency
+    created_at: int
+    template: str
+    priority: int | None = None
+    dedupe_key: str | None = None
+    expires_at: int | None = None
+    payload: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The one record that says what happened to a candidate, and why."""
+
+    message_id: str
+    customer_id: str
+    outcome: Outcome
+    channel: str | None
+    reasons: tuple[str, ...]
+    policy_version: str
+    decided_at: int
+    category: Category
+    release_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextItem:
+    type: str
+    at: int
+    channel: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """What a channel gateway receives: send it, identified by message_id."""
+
+    message_id: str
+    customer_id: str
+    channel: str
+    template: str
+    payload: Mapping[str, str]
+    category: Category
+    sent_at: int
+    policy_version: str
+    context: tuple[ContextItem, ...]
+    context_summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A message that went out, remembered for caps."""
+
+    at: int
+    channel: str
+    category: Category
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A candidate held back (quiet hours, arbitration) until `release_at`."""
+
+    candidate: Candidate
+    release_at: int
+    reason: str
+
+    @property
+    def due_at(self) -> int:
+        expires_at = self.candidate.expires_at
+        return self.release_at if expires_at is None else min(self.release_at, expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeEntry:
+    accepted_at: int
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    """Everything Tact remembers about one customer."""
+
+    customer_id: str
+    profile: CustomerProfile | None = None
+    opted_out_categories: frozenset[str] = frozenset()
+    sends: tuple[Send, ...] = ()  # sorted by `at`
+    decided: Mapping[str, int] = field(default_factory=dict)  # message_id -> decided_at
+    dedupe: Mapping[str, DedupeEntry] = field(default_factory=dict)
+    pending: tuple[Pending, ...] = ()
+    recent: tuple[CustomerEvent, ...] = ()  # newest last
+
+    @property
+    def next_due(self) -> int | None:
+        """When the earliest held candidate must be looked at again."""
+        return min((p.due_at for p in self.pending), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The result of one core call: the customer's new state and what to emit."""
+
+    state: CustomerState
+    decisions: tuple[Decision, ...] = ()
+    outbound: tuple[OutboundMessage, ...] = ()

@@ -1,0 +1,56 @@
+"""Business checks on well-formed records: what makes a record undecidable (dead letter)."""
+
+from __future__ import annotations
+
+from app.policy.localtime import is_valid_timezone
+from app.policy.model import CHANNELS, DAY, Candidate, CustomerEvent, CustomerProfile, CustomerState
+
+MAX_AGE_MS = 365 * DAY
+MAX_AHEAD_MS = 1 * DAY
+
+
+def candidate_problem(state: CustomerState, candidate: Candidate, clock: int) -> str | None:
+    """Why this candidate cannot be decided, or None. Checked before `decide`."""
+    if state.profile is None:
+        return (
+            f"unknown customer {candidate.customer_id!r}: no profile has arrived on the profiles "
+            "topic; publish the profile first"
+        )
+    if not candidate.channels:
+        return "channels is empty: list at least one of " + ", ".join(CHANNELS)
+    unknown = [c for c in candidate.channels if c not in CHANNELS]
+    if unknown:
+        return f"unknown channel {unknown[0]!r}: use one of " + ", ".join(CHANNELS)
+    if len(set(candidate.channels)) != len(candidate.channels):
+        return "channels lists a channel twice"
+    if candidate.expires_at is not None and candidate.expires_at < candidate.created_at:
+        return "expires_at is before created_at"
+    return time_problem("created_at", candidate.created_at, clock)
+
+
+def event_problem(event: CustomerEvent, clock: int) -> str | None:
+    if not event.type:
+        return "type is empty"
+    if event.channel is not None and event.channel not in CHANNELS:
+        return f"unknown channel {event.channel!r}: use one of " + ", ".join(CHANNELS)
+    return time_problem("occurred_at", event.occurred_at, clock)
+
+
+def profile_problem(profile: CustomerProfile) -> str | None:
+    if not is_valid_timezone(profile.timezone):
+        return f"timezone {profile.timezone!r} is not an IANA time zone name (e.g. Europe/Berlin)"
+    for field, mapping in (("consents", profile.consents), ("reachable", profile.reachable)):
+        unknown = [c for c in mapping if c not in CHANNELS]
+        if unknown:
+            return f"{field} names unknown channel {unknown[0]!r}: use " + ", ".join(CHANNELS)
+    if profile.preferred_channel is not None and profile.preferred_channel not in CHANNELS:
+        return f"preferred_channel {profile.preferred_channel!r} is not a channel"
+    return None
+
+
+def time_problem(field: str, at: int, clock: int) -> str | None:
+    if at < clock - MAX_AGE_MS:
+        return f"{field} is more than a year before now: a replayed or corrupt record"
+    if at > clock + MAX_AHEAD_MS:
+        return f"{field} is more than a day in the future: check the producer's clock"
+    return None

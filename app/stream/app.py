@@ -1,0 +1,145 @@
+"""build_app(): the one place that wires Tact's Faust app together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.tables import TableManager
+from faust.types import TP
+
+from app.codecs.avro import Schemas
+from app.config import Settings
+from app.metrics import Metrics
+from app.policy.rules import Policy, load_policy
+from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_topics
+from app.stream.processor import Processor
+from app.stream.store import MemoryStore, PartitionStore, TableStore
+from app.stream.transport import BATCH_CODEC, batching_transport, fenced_table_manager
+
+log = logging.getLogger(__name__)
+
+TABLE = "customers"
+
+
+class TactApp(faust.App):
+    """A Faust app that also owns Tact's output producer and partition writer."""
+
+    tact_settings: Settings
+    io: RecordIO
+    processor: Processor
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        if isinstance(self.io, KafkaIO):
+            topics = self.tact_settings.topics
+            await ensure_topics(
+                self.tact_settings.bootstrap_servers,
+                [*topics.inputs, *topics.outputs],
+                self.tact_settings.partitions,
+                self.tact_settings.replication,
+                compacted=[topics.profiles],
+            )
+            await self.io.start(topics.outputs)
+
+    async def on_stop(self) -> None:
+        if isinstance(self.io, KafkaIO):
+            await self.io.stop()
+        await super().on_stop()
+
+
+def build_app(
+    settings: Settings,
+    *,
+    policy: Policy | None = None,
+    metrics: Metrics | None = None,
+    io: RecordIO | None = None,
+) -> TactApp:
+    policy = policy or load_policy(settings.policy_path)
+    metrics = metrics or Metrics()
+    in_memory = settings.store.startswith("memory")
+    io = io or (MemoryIO() if in_memory else KafkaIO(settings.bootstrap_servers))
+    app = TactApp(settings.app_id, **_faust_settings(settings, io))
+    app.tact_settings, app.io = settings, io
+    app.transport = batching_transport(settings.topics.inputs)(app.conf.broker_consumer, app)
+    table = app.Table(
+        TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes,
+        options=_rocksdb_options(settings),
+    )
+    store: PartitionStore = MemoryStore(io) if in_memory else TableStore(table, io)
+    schemas = Schemas.load(ids=settings.schema_ids, max_record_bytes=settings.max_record_bytes)
+    app.processor = Processor(settings.topics, policy, schemas, store, io, metrics)
+    _wire_agent(app)
+    _wire_release_timer(app, settings.release_interval_s)
+    _wire_rebalance(app, metrics)
+    return app
+
+
+def _faust_settings(settings: Settings, io: RecordIO) -> dict[str, Any]:
+    async def fence(tps: set[TP]) -> None:
+        await io.fence((tp.topic, tp.partition) for tp in tps)
+
+    manager = fenced_table_manager(fence) if settings.broker_kind == "tansu" else TableManager
+    return {
+        "broker": settings.broker,
+        "store": settings.store,
+        "datadir": str(settings.data_dir),
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication,
+        "table_standby_replicas": settings.standby_replicas,
+        "broker_rebalance_timeout": settings.rebalance_timeout_s,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_request_timeout": max(settings.session_timeout_s + 5, 40.0),
+        "stream_recovery_delay": settings.recovery_delay_s,
+        "consumer_auto_offset_reset": "earliest",
+        "web_enabled": False,
+        "TableManager": manager,
+    }
+
+
+def _rocksdb_options(settings: Settings) -> dict[str, int]:
+    return {
+        "block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
+        "write_buffer_size": settings.rocksdb_write_buffer_mb * 1024 * 1024,
+        "max_write_buffer_number": 2,
+    }
+
+
+def _wire_agent(app: TactApp) -> None:
+    inputs = app.topic(
+        *app.tact_settings.topics.inputs,
+        key_serializer="raw",
+        value_serializer=BATCH_CODEC,
+        acks=False,  # Tact commits a run's offsets itself, once the run is durable
+    )
+
+    @app.agent(inputs, name="tact.decide", concurrency=1)
+    async def decide(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            message = event.message
+            await app.processor.process(message.topic, message.partition, message.value)
+            await app.consumer.commit_processed({message.tp: message.offset + 1})
+
+
+def _wire_release_timer(app: TactApp, interval: float) -> None:
+    @app.timer(interval, name="tact.release")
+    async def release_due() -> None:
+        if app.rebalancing or not app.flow_control.is_active():
+            return
+        await app.processor.release_due()
+
+
+def _wire_rebalance(app: TactApp, metrics: Metrics) -> None:
+    inputs = set(app.tact_settings.topics.inputs)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        await app.processor.forget({tp.partition for tp in revoked if tp.topic in inputs})
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        partitions = {tp.partition for tp in assigned if tp.topic in inputs}
+        metrics.assigned_partitions.set(len(partitions))
+        log.info("this worker decides partitions %s", sorted(partitions))

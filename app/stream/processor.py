@@ -1,0 +1,329 @@
+"""The partition writer: decode a run of records, run the core, make the results durable.
+
+For every run of one partition, in this order:
+  1. decide: decode each record (bad ones become dead letters), apply it to the customer's state;
+  2. publish the outputs (outbound messages, decisions, dead letters) and wait for the acks;
+  3. write the changed states, the release index and the output checkpoint: changelog, then RocksDB;
+  4. (the agent) commit the input offsets.
+A crash anywhere replays the run. Replayed candidates whose message_id is already in state are
+ignored; outputs that reached Kafka although the state did not are found again by reading the
+output topics from the checkpoint (see `recovery.py`) and adopted, never published twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import msgpack
+
+from app.codecs.avro import Schemas, WireError
+from app.codecs.records import (
+    RecordError,
+    candidate_from_dict,
+    decision_to_dict,
+    event_from_dict,
+    outbound_to_dict,
+    profile_from_dict,
+)
+from app.codecs.state import decode_state, encode_state
+from app.config import TopicNames
+from app.metrics import Metrics
+from app.policy.decide import adopt
+from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, release
+from app.policy.model import Candidate, CustomerState, Decision, Outcome, OutboundMessage
+from app.policy.rules import Policy
+from app.stream.io import OutRecord, RecordIO
+from app.stream.recovery import Recovered, recover_partition
+from app.stream.store import (
+    CHECKPOINT_KEY,
+    DUE_PREFIX,
+    PartitionStore,
+    customer_of_due_key,
+    due_key,
+    state_key,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RawRecord(Protocol):
+    """What Kafka hands over: aiokafka's ConsumerRecord has these."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Run:
+    """The work of one partition between two durable points."""
+
+    partition: int
+    states: dict[str, CustomerState | None] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    due_before: dict[str, int | None] = field(default_factory=dict)
+    pending_before: dict[str, int] = field(default_factory=dict)
+    outputs: list[OutRecord] = field(default_factory=list)
+    candidates_created_at: list[int] = field(default_factory=list)
+
+
+class Processor:
+    def __init__(
+        self,
+        topics: TopicNames,
+        policy: Policy,
+        schemas: Schemas,
+        store: PartitionStore,
+        io: RecordIO,
+        metrics: Metrics,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.topics = topics
+        self.policy = policy
+        self.store = store
+        self.io = io
+        self.metrics = metrics
+        self.clock = clock
+        self.lock = asyncio.Lock()  # one writer: runs and releases never interleave
+        self.recovered: dict[int, Recovered] = {}  # partitions made ready, and what recovery found
+        self.positions: dict[int, dict[str, int]] = {}  # next offset of each output topic
+        self.backlog: dict[int, int] = {}
+        self._decoders = {
+            topics.profiles: (schemas["tact.CustomerProfile"], profile_from_dict),
+            topics.events: (schemas["tact.CustomerEvent"], event_from_dict),
+            topics.candidates: (schemas["tact.Candidate"], candidate_from_dict),
+        }
+        self._decision_codec = schemas["tact.Decision"]
+        self._outbound_codec = schemas["tact.OutboundMessage"]
+        self._dead_letter_codec = schemas["tact.DeadLetter"]
+        self._schemas = schemas
+
+    # -- the two entry points: a run of input records, and the release timer ------------------
+
+    async def process(self, topic: str, partition: int, records: list[RawRecord]) -> None:
+        async with self.lock:
+            recovered = await self._ready(partition)
+            started = time.perf_counter()
+            run = Run(partition)
+            clock = self.clock()
+            for record in records:
+                self._apply_raw(run, topic, record, clock, recovered)
+            self.metrics.records_in.labels(topic).inc(len(records))
+            self.metrics.batch_records.observe(len(records))
+            self.metrics.decide_seconds.observe(time.perf_counter() - started)
+            await self._flush(run)
+
+    async def release_due(self, partitions: Iterable[int] | None = None) -> int:
+        """Decide every held candidate that is due by now; returns how many customers."""
+        released = 0
+        async with self.lock:
+            for partition in list(partitions if partitions is not None else self.recovered):
+                if partition in self.recovered:
+                    released += await self._release_partition(partition, self.clock())
+        return released
+
+    async def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions leave this worker: wait for the run in flight, then drop what we knew."""
+        async with self.lock:
+            for partition in partitions:
+                self.recovered.pop(partition, None)
+                self.positions.pop(partition, None)
+                if self.backlog.pop(partition, None) is not None:
+                    self.metrics.deferred_backlog.remove(str(partition))
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def _apply_raw(
+        self, run: Run, topic: str, record: RawRecord, clock: int, recovered: Recovered
+    ) -> None:
+        try:
+            item = self._decode(topic, record)
+        except (WireError, RecordError) as exc:
+            self._dead_letter(run, topic, record, str(exc), "undecodable", recovered)
+            return
+        key = record.key.decode(errors="replace") if record.key is not None else None
+        if key != item.customer_id:
+            problem = f"key {key!r} is not the customer_id {item.customer_id!r}: key every record by customer_id"
+            self._dead_letter(run, topic, record, problem, "wrong_key", recovered)
+            return
+        state = self._state(run, item.customer_id)
+        if isinstance(item, Candidate) and state is not None and item.message_id in state.decided:
+            self.metrics.duplicates_ignored.inc()
+            return
+        logged = recovered.logged(item.message_id) if isinstance(item, Candidate) else None
+        if logged is not None and isinstance(item, Candidate) and state is not None:
+            self._adopt(run, item, state, logged, recovered)
+            return
+        applied = apply_record(state, item, clock, self.policy)
+        if applied.problem:
+            self._dead_letter(run, topic, record, applied.problem, "invalid", recovered)
+            return
+        if isinstance(item, Candidate):
+            run.candidates_created_at.append(item.created_at)
+        self._keep(run, item.customer_id, applied)
+
+    def _decode(self, topic: str, record: RawRecord) -> Input:
+        codec, build = self._decoders[topic]
+        if record.value is None and topic == self.topics.profiles and record.key:
+            return ProfileDeleted(record.key.decode(errors="replace"))
+        return build(codec.decode(record.value))
+
+    def _adopt(
+        self, run: Run, candidate: Candidate, state: CustomerState, logged: tuple[Decision, bool],
+        recovered: Recovered,
+    ) -> None:
+        decision, on_topic = logged
+        step = adopt(state, candidate, decision, self.policy)
+        decisions = () if on_topic else step.decisions
+        outbound = tuple(m for m in step.outbound if m.message_id not in recovered.sent)
+        self.metrics.recovered.labels("adopted").inc()
+        self._keep(run, candidate.customer_id, Applied(step.state, decisions, outbound))
+
+    def _state(self, run: Run, customer_id: str) -> CustomerState | None:
+        if customer_id not in run.states:
+            raw = self.store.get(run.partition, state_key(customer_id))
+            state = decode_state(raw) if raw is not None else None
+            run.states[customer_id] = state
+            run.due_before[customer_id] = state.next_due if state else None
+            run.pending_before[customer_id] = len(state.pending) if state else 0
+        return run.states[customer_id]
+
+    def _keep(self, run: Run, customer_id: str, applied: Applied) -> None:
+        run.states[customer_id] = applied.state
+        run.changed.add(customer_id)
+        for decision in applied.decisions:
+            run.outputs.append(self._decision_record(run.partition, decision))
+        for message in applied.outbound:
+            run.outputs.append(self._outbound_record(run.partition, message))
+
+    def _decision_record(self, partition: int, decision: Decision) -> OutRecord:
+        self.metrics.decisions.labels(
+            decision.outcome.value, decision.reasons[0] if decision.reasons else "",
+            decision.channel or "", decision.category.value,
+        ).inc()
+        value = self._decision_codec.encode(decision_to_dict(decision))
+        return OutRecord(self.topics.decisions, partition, decision.customer_id.encode(), value)
+
+    def _outbound_record(self, partition: int, message: OutboundMessage) -> OutRecord:
+        self.metrics.outbound.labels(message.channel).inc()
+        value = self._outbound_codec.encode(outbound_to_dict(message))
+        topic = self.topics.outbound[message.channel]
+        return OutRecord(topic, partition, message.customer_id.encode(), value)
+
+    def _dead_letter(
+        self, run: Run, topic: str, record: RawRecord, error: str, kind: str, recovered: Recovered
+    ) -> None:
+        if (topic, run.partition, record.offset) in recovered.dead_letters:
+            return  # published before a crash; not twice
+        self.metrics.dead_letters.labels(topic, kind).inc()
+        value = self._dead_letter_codec.encode({
+            "source_topic": topic,
+            "source_partition": run.partition,
+            "source_offset": record.offset,
+            "key": record.key,
+            "value": record.value,
+            "error": error,
+            "failed_at": self.clock(),
+        })
+        run.outputs.append(OutRecord(self.topics.dead_letters, run.partition, record.key, value))
+
+    # -- releasing held candidates --------------------------------------------------------------
+
+    async def _release_partition(self, partition: int, clock: int) -> int:
+        stop = due_key(clock + 1, "")
+        customers = {customer_of_due_key(k) for k in self.store.keys(partition, DUE_PREFIX, stop)}
+        if not customers:
+            return 0
+        run = Run(partition)
+        for customer_id in sorted(customers):
+            state = self._state(run, customer_id)
+            if state is not None:
+                self._keep(run, customer_id, release(state, clock, self.policy))
+        released = sum(1 for o in run.outputs if o.topic == self.topics.decisions)
+        self.metrics.released.inc(released)
+        await self._flush(run)
+        return len(customers)
+
+    # -- durability -----------------------------------------------------------------------------
+
+    async def _flush(self, run: Run) -> None:
+        started = time.perf_counter()
+        if run.outputs:
+            offsets = await self.io.send(run.outputs)
+            positions = self.positions[run.partition]
+            for (topic, _), next_offset in offsets.items():
+                positions[topic] = next_offset
+        await self.store.write(run.partition, self._state_changes(run))
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)
+        now = self.clock()
+        for created_at in run.candidates_created_at:
+            self.metrics.decision_lag.observe(max(now - created_at, 0) / 1000)
+
+    def _state_changes(self, run: Run) -> dict[bytes, bytes | None]:
+        changes: dict[bytes, bytes | None] = {}
+        backlog_change = 0
+        for customer_id in sorted(run.changed):
+            state = run.states[customer_id]
+            before = run.due_before[customer_id]
+            after = state.next_due if state else None
+            changes[state_key(customer_id)] = encode_state(state) if state else None
+            if before != after:
+                if before is not None:
+                    changes[due_key(before, customer_id)] = None
+                if after is not None:
+                    changes[due_key(after, customer_id)] = b""
+            backlog_change += (len(state.pending) if state else 0) - run.pending_before[customer_id]
+        self._count_backlog(run.partition, backlog_change)
+        changes[CHECKPOINT_KEY] = msgpack.packb(self.positions[run.partition])
+        return changes
+
+    def _count_backlog(self, partition: int, change: int) -> None:
+        self.backlog[partition] = self.backlog.get(partition, 0) + change
+        self.metrics.deferred_backlog.labels(str(partition)).set(self.backlog[partition])
+
+    # -- making a partition ready ---------------------------------------------------------------
+
+    async def _ready(self, partition: int) -> Recovered:
+        recovered = self.recovered.get(partition)
+        if recovered is None:
+            recovered, self.positions[partition] = await recover_partition(
+                partition, self.topics, self.store, self.io, self._schemas
+            )
+            self.backlog[partition] = self._count_held(partition)
+            run = Run(partition)
+            self._adopt_released(run, recovered)
+            await self._flush(run)  # also stores the first checkpoint of a new partition
+            self.recovered[partition] = recovered
+        return recovered
+
+    def _adopt_released(self, run: Run, recovered: Recovered) -> None:
+        """Held candidates whose final decision was published before the crash: adopt it now,
+        before any release could decide them a second time."""
+        customers = {d.customer_id for d in recovered.decisions.values()}
+        customers |= {m.customer_id for m in recovered.sent.values()}
+        for customer_id in sorted(customers):
+            state = self._state(run, customer_id)
+            for candidate in [p.candidate for p in state.pending] if state else []:
+                logged = recovered.logged(candidate.message_id)
+                current = run.states[customer_id]
+                if logged is not None and logged[0].outcome is not Outcome.DEFERRED and current:
+                    self._adopt(run, candidate, current, logged, recovered)
+
+    def _count_held(self, partition: int) -> int:
+        held = 0
+        for key in self.store.keys(partition, DUE_PREFIX, DUE_PREFIX + b"\xff"):
+            raw = self.store.get(partition, state_key(customer_of_due_key(key)))
+            held += len(decode_state(raw).pending) if raw else 0
+        return held
+
+    def ready_partitions(self) -> list[int]:
+        return sorted(self.recovered)

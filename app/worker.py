@@ -1,0 +1,17 @@
+"""Run one Tact worker process until it is told to stop."""
+
+from __future__ import annotations
+
+import faust
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.stream.app import build_app
+
+
+def run_worker(settings: Settings) -> None:
+    metrics = Metrics()
+    metrics.serve(settings.metrics_host, settings.metrics_port)
+    app = build_app(settings, metrics=metrics)
+    worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
+    worker.execute_from_commandline()
