@@ -68,10 +68,15 @@ def read_records(lines: Iterable[str]) -> Iterator[tuple[int, Input | RecordErro
 
 
 def replay(
-    records: Iterable[tuple[int, Input | RecordError]], policy: Policy, until: int | None = None
+    records: Iterable[tuple[int, Input | RecordError]],
+    policy: Policy,
+    until: int | None = None,
+    resume: Replay | None = None,
 ) -> Replay:
-    result = Replay()
-    due: list[tuple[int, str]] = []
+    """Apply records in order; `resume` continues from the states and clock of an earlier replay."""
+    result = Replay(states=dict(resume.states), clock=resume.clock) if resume else Replay()
+    due = [(s.next_due, c) for c, s in result.states.items() if s.next_due is not None]
+    heapq.heapify(due)
     for number, record in records:
         if isinstance(record, RecordError):
             result.dead_letters.append((number, str(record)))

@@ -16,7 +16,12 @@ from app.policy.rules import Policy, load_policy
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_topics
 from app.stream.processor import Processor
 from app.stream.store import MemoryStore, PartitionStore, TableStore
-from app.stream.transport import BATCH_CODEC, batching_transport, fenced_table_manager
+from app.stream.transport import (
+    BATCH_CODEC,
+    InputRun,
+    batching_transport,
+    fenced_table_manager,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,14 @@ class TactApp(faust.App):
     tact_settings: Settings
     io: RecordIO
     processor: Processor
+    committed: dict[tuple[str, int], int]  # what commit_run committed, for inspection
+    decide_agent: Any
+
+    async def commit_run(self, run: InputRun) -> None:
+        """The run is durable: its input offsets may be committed."""
+        self.committed[(run.topic, run.partition)] = run.next_offset
+        if isinstance(self.io, KafkaIO):
+            await self.consumer.commit_processed({TP(run.topic, run.partition): run.next_offset})
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -61,7 +74,7 @@ def build_app(
     in_memory = settings.store.startswith("memory")
     io = io or (MemoryIO() if in_memory else KafkaIO(settings.bootstrap_servers))
     app = TactApp(settings.app_id, **_faust_settings(settings, io))
-    app.tact_settings, app.io = settings, io
+    app.tact_settings, app.io, app.committed = settings, io, {}
     app.transport = batching_transport(settings.topics.inputs)(app.conf.broker_consumer, app)
     table = app.Table(
         TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes,
@@ -116,11 +129,12 @@ def _wire_agent(app: TactApp) -> None:
     )
 
     @app.agent(inputs, name="tact.decide", concurrency=1)
-    async def decide(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            message = event.message
-            await app.processor.process(message.topic, message.partition, message.value)
-            await app.consumer.commit_processed({message.tp: message.offset + 1})
+    async def decide(runs: faust.StreamT[InputRun]) -> None:
+        async for run in runs:
+            await app.processor.process(run.topic, run.partition, run.records)
+            await app.commit_run(run)
+
+    app.decide_agent = decide
 
 
 def _wire_release_timer(app: TactApp, interval: float) -> None:
@@ -141,5 +155,6 @@ def _wire_rebalance(app: TactApp, metrics: Metrics) -> None:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         partitions = {tp.partition for tp in assigned if tp.topic in inputs}
+        app.processor.assign(partitions)
         metrics.assigned_partitions.set(len(partitions))
         log.info("this worker decides partitions %s", sorted(partitions))

@@ -48,8 +48,6 @@ class RecordIO(Protocol):
 
     async def read_tail(self, starts: Offsets) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]: ...
 
-    async def end_offsets(self, tps: Iterable[tuple[str, int]]) -> Offsets: ...
-
     async def fence(self, tps: Iterable[tuple[str, int]]) -> None: ...
 
 
@@ -110,15 +108,8 @@ class KafkaIO:
         await self.send([OutRecord(topic, partition, FENCE_KEY, None) for topic, partition in tps])
 
     async def read_tail(self, starts: Offsets) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
-        """Every record from each start offset to the partition's current end, and that end."""
-        return await self._read(starts)
-
-    async def end_offsets(self, tps: Iterable[tuple[str, int]]) -> Offsets:
-        """Where each partition ends now (read past the broker's answer to its true end)."""
-        _, ends = await self._read({tp: -1 for tp in tps})
-        return ends
-
-    async def _read(self, starts: Offsets) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
+        """Every record from each start offset (-1: from the end) to the partition's current
+        end, and that end."""
         tails: dict[tuple[str, int], list[TailRecord]] = {tp: [] for tp in starts}
         ends = dict(starts)
         if not starts:
@@ -178,11 +169,9 @@ class MemoryIO:
         return {(r.topic, r.partition): len(self.logs[(r.topic, r.partition)]) for r in records}
 
     async def read_tail(self, starts: Offsets) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
+        starts = {tp: len(self.logs[tp]) if offset < 0 else offset for tp, offset in starts.items()}
         tails = {tp: list(self.logs[tp][offset:]) for tp, offset in starts.items()}
         return tails, {tp: max(offset, len(self.logs[tp])) for tp, offset in starts.items()}
-
-    async def end_offsets(self, tps: Iterable[tuple[str, int]]) -> Offsets:
-        return {tp: len(self.logs[tp]) for tp in tps}
 
     async def fence(self, tps: Iterable[tuple[str, int]]) -> None:
         await self.send([OutRecord(t, p, FENCE_KEY, None) for t, p in tps])

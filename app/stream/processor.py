@@ -38,7 +38,7 @@ from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, rele
 from app.policy.model import Candidate, CustomerState, Decision, Outcome, OutboundMessage
 from app.policy.rules import Policy
 from app.stream.io import OutRecord, RecordIO
-from app.stream.recovery import Recovered, recover_partition
+from app.stream.recovery import Recovered, recover_partitions
 from app.stream.store import (
     CHECKPOINT_KEY,
     DUE_PREFIX,
@@ -94,6 +94,7 @@ class Processor:
         self.metrics = metrics
         self.clock = clock
         self.lock = asyncio.Lock()  # one writer: runs and releases never interleave
+        self.assigned: set[int] = set()
         self.recovered: dict[int, Recovered] = {}  # partitions made ready, and what recovery found
         self.positions: dict[int, dict[str, int]] = {}  # next offset of each output topic
         self.backlog: dict[int, int] = {}
@@ -122,19 +123,24 @@ class Processor:
             self.metrics.decide_seconds.observe(time.perf_counter() - started)
             await self._flush(run)
 
-    async def release_due(self, partitions: Iterable[int] | None = None) -> int:
+    async def release_due(self) -> int:
         """Decide every held candidate that is due by now; returns how many customers."""
         released = 0
         async with self.lock:
-            for partition in list(partitions if partitions is not None else self.recovered):
-                if partition in self.recovered:
-                    released += await self._release_partition(partition, self.clock())
+            for partition in sorted(self.assigned):
+                await self._ready(partition)
+                released += await self._release_partition(partition, self.clock())
         return released
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Partitions this worker now owns (their tables may still be recovering)."""
+        self.assigned = set(partitions)
 
     async def forget(self, partitions: Iterable[int]) -> None:
         """Partitions leave this worker: wait for the run in flight, then drop what we knew."""
         async with self.lock:
             for partition in partitions:
+                self.assigned.discard(partition)
                 self.recovered.pop(partition, None)
                 self.positions.pop(partition, None)
                 if self.backlog.pop(partition, None) is not None:
@@ -293,17 +299,18 @@ class Processor:
     # -- making a partition ready ---------------------------------------------------------------
 
     async def _ready(self, partition: int) -> Recovered:
-        recovered = self.recovered.get(partition)
-        if recovered is None:
-            recovered, self.positions[partition] = await recover_partition(
-                partition, self.topics, self.store, self.io, self._schemas
-            )
-            self.backlog[partition] = self._count_held(partition)
-            run = Run(partition)
-            self._adopt_released(run, recovered)
-            await self._flush(run)  # also stores the first checkpoint of a new partition
-            self.recovered[partition] = recovered
-        return recovered
+        """Recover this partition (and any other assigned one not yet ready) before using it."""
+        if partition not in self.recovered:
+            waiting = (self.assigned | {partition}) - set(self.recovered)
+            found = await recover_partitions(waiting, self.topics, self.store, self.io, self._schemas)
+            for ready, (recovered, positions) in sorted(found.items()):
+                self.positions[ready] = positions
+                self.backlog[ready] = self._count_held(ready)
+                run = Run(ready)
+                self._adopt_released(run, recovered)
+                await self._flush(run)  # also stores the first checkpoint of a new partition
+                self.recovered[ready] = recovered
+        return self.recovered[partition]
 
     def _adopt_released(self, run: Run, recovered: Recovered) -> None:
         """Held candidates whose final decision was published before the crash: adopt it now,

@@ -9,6 +9,7 @@ partition is assigned, and the decisions they show are adopted instead of being 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgpack
@@ -59,29 +60,36 @@ class Recovered:
         return set(self.decisions) | set(self.sent)
 
 
-async def recover_partition(
-    partition: int, topics: TopicNames, store: PartitionStore, io: RecordIO, schemas: Schemas
-) -> tuple[Recovered, dict[str, int]]:
-    """What the output topics hold beyond the checkpoint, and where each of them ends now."""
-    outputs = [(topic, partition) for topic in topics.outputs]
-    raw = store.get(partition, CHECKPOINT_KEY)
-    if raw is None:
-        # Nothing of this partition was ever made durable: outputs start from here.
-        ends = await io.end_offsets(outputs)
-        return Recovered(), {topic: ends[(topic, p)] for topic, p in outputs}
-    checkpoint: dict[str, int] = msgpack.unpackb(raw)
-    missing = [tp for tp in outputs if tp[0] not in checkpoint]
-    starts: Offsets = {tp: checkpoint[tp[0]] for tp in outputs if tp[0] in checkpoint}
-    starts.update(await io.end_offsets(missing) if missing else {})
+async def recover_partitions(
+    partitions: Iterable[int], topics: TopicNames, store: PartitionStore, io: RecordIO,
+    schemas: Schemas,
+) -> dict[int, tuple[Recovered, dict[str, int]]]:
+    """Per partition: what its output topics hold beyond its checkpoint, and where they end.
+
+    A partition without a checkpoint has never made anything durable: its outputs start from
+    the current end of each output topic. All partitions are read in one pass.
+    """
+    starts: Offsets = {}
+    for partition in partitions:
+        raw = store.get(partition, CHECKPOINT_KEY)
+        checkpoint: dict[str, int] = msgpack.unpackb(raw) if raw is not None else {}
+        for topic in topics.outputs:
+            # -1: from the current end (the topic is new to this partition's checkpoint)
+            starts[(topic, partition)] = checkpoint.get(topic, -1)
     tails, ends = await io.read_tail(starts)
-    recovered = _read_back(tails, topics, schemas)
-    if recovered.message_ids() or recovered.dead_letters:
-        log.warning(
-            "partition %d: %d decisions, %d outbound messages and %d dead letters were published "
-            "after the last durable state; adopting them",
-            partition, len(recovered.decisions), len(recovered.sent), len(recovered.dead_letters),
-        )
-    return recovered, {topic: ends[(topic, p)] for topic, p in outputs}
+    found = {}
+    for partition in {p for _, p in starts}:
+        partition_tails = {tp: records for tp, records in tails.items() if tp[1] == partition}
+        recovered = _read_back(partition_tails, topics, schemas)
+        if recovered.message_ids() or recovered.dead_letters:
+            log.warning(
+                "partition %d: %d decisions, %d outbound messages and %d dead letters were "
+                "published after the last durable state; adopting them", partition,
+                len(recovered.decisions), len(recovered.sent), len(recovered.dead_letters),
+            )
+        positions = {topic: ends[(topic, p)] for topic, p in ends if p == partition}
+        found[partition] = (recovered, positions)
+    return found
 
 
 def _read_back(

@@ -3,7 +3,7 @@
 Faust hands each Kafka record to an agent as its own event; on two cores that bookkeeping caps a
 worker near 5,000 records/s before any work is done. `BatchingConsumer` keeps Faust's consumer,
 group membership, flow control and rebalancing, but delivers every fetched run of records of one
-input partition as ONE event whose value is the list of raw records. Tact's agent then decides
+input partition as ONE event whose value is an InputRun of the raw records. Tact's agent then decides
 the whole run at once and commits its offsets itself (the input topics are declared acks=False).
 
 `FencedRecovery` works around a broker that reports end offsets wrongly (the embedded Tansu
@@ -15,7 +15,8 @@ broker_kind = "tansu".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from faust.serializers import codecs
@@ -28,8 +29,21 @@ from faust.types.tuples import ConsumerMessage
 BATCH_CODEC = "tact-batch"
 
 
+@dataclass(frozen=True, slots=True)
+class InputRun:
+    """Consecutive records of one input partition, as fetched: the value of one Faust event."""
+
+    topic: str
+    partition: int
+    records: list[Any]  # aiokafka ConsumerRecords: .offset, .key, .value, .timestamp
+
+    @property
+    def next_offset(self) -> int:
+        return int(self.records[-1].offset) + 1
+
+
 class _PassThrough(codecs.Codec):
-    """The event value is already a list of raw records: no (de)serialization."""
+    """The event value is already an InputRun: no (de)serialization."""
 
     def _dumps(self, obj: Any) -> Any:
         return obj
@@ -74,6 +88,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def _is_active(self, tp: TP, active: Collection[TP] | None) -> bool:
         return active is None or tp in active or tp in self._buffered_partitions
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust re-reads from the committed offsets after a rebalance, dropping what it had
+        fetched. A partition with nothing committed yet must then go back to its beginning;
+        left where it was, the dropped records would never be read."""
+        committed = await super().seek_to_committed()
+        never_committed = {tp: 0 for tp, offset in committed.items() if not offset}
+        if never_committed:
+            await self.seek_wait(never_committed)
+        return committed
+
     async def commit_processed(self, offsets: dict[TP, int]) -> bool:
         """Commit input offsets Tact has fully processed (next offset to read)."""
         return await self._commit_offsets(offsets)
@@ -83,7 +107,8 @@ def _run_message(tp: TP, run: list[Any], generation: int) -> ConsumerMessage:
     last = run[-1]
     return ConsumerMessage(
         tp.topic, tp.partition, last.offset, last.timestamp / 1000.0, last.timestamp_type,
-        None, None, run, None, 0, 0, tp, generation_id=generation,
+        None, None, InputRun(tp.topic, tp.partition, run), None, 0, 0, tp,
+        generation_id=generation,
     )
 
 

@@ -1,0 +1,143 @@
+"""The decide agent under Faust's test_context(): runs of records in, outputs and state out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import msgpack
+import pytest
+
+from app.codecs.avro import Schemas
+from app.codecs.state import decode_state, encode_state
+from app.config import Settings
+from app.policy.model import Outcome
+from app.stream.app import build_app
+from app.stream.store import CHECKPOINT_KEY, due_key, state_key
+from app.stream.transport import InputRun
+from tests.builders import T0, at
+
+SCHEMAS = Schemas.load()
+
+
+@dataclass
+class Record:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+
+
+def profile(customer_id="c1", timezone="UTC"):
+    return SCHEMAS["tact.CustomerProfile"].encode({
+        "customer_id": customer_id, "timezone": timezone,
+        "consents": {"email": True, "sms": True}, "reachable": {"email": True, "sms": True},
+        "preferred_channel": None})
+
+
+def candidate(message_id, customer_id="c1", created_at=T0, urgency="immediate", category="promo"):
+    return SCHEMAS["tact.Candidate"].encode({
+        "message_id": message_id, "customer_id": customer_id, "category": category,
+        "audience": "mass", "priority": None, "channels": ["email", "sms"], "urgency": urgency,
+        "dedupe_key": None, "created_at": created_at, "expires_at": None, "template": "t",
+        "payload": {}})
+
+
+@pytest.fixture
+def app():
+    app = build_app(Settings(store="memory://", app_id="tact-component", partitions=1, metrics_port=0))
+    app.processor.clock = lambda: T0
+    return app
+
+
+def decisions(app):
+    codec = SCHEMAS["tact.Decision"]
+    return [codec.decode(v) for v in app.io.values(app.tact_settings.topics.decisions)]
+
+
+async def put(agent, topic, partition, *values, key=b"c1", first_offset=0):
+    records = [Record(first_offset + i, key, v) for i, v in enumerate(values)]
+    await agent.put(InputRun(topic, partition, records))
+
+
+async def test_a_run_is_decided_published_stored_and_committed(app):
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"), candidate("m2"), candidate("m3"))
+    assert [(d["message_id"], d["outcome"]) for d in decisions(app)] == [
+        ("m1", "sent"), ("m2", "sent"), ("m3", "suppressed")]
+    outbound = [SCHEMAS["tact.OutboundMessage"].decode(v) for v in app.io.values(topics.outbound["email"])]
+    assert [m["message_id"] for m in outbound] == ["m1", "m2"]
+    state = decode_state(app.processor.store.get(0, state_key("c1")))
+    assert set(state.decided) == {"m1", "m2", "m3"}
+    assert app.committed == {(topics.profiles, 0): 1, (topics.candidates, 0): 3}
+    checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
+    assert checkpoint[topics.decisions] == 3 and checkpoint[topics.outbound["email"]] == 2
+
+
+async def test_bad_records_become_dead_letters_and_good_ones_around_them_are_decided(app):
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"), b"\x00garbage", candidate("m2"),
+                  candidate("m3", customer_id="someone-else"))
+    assert [d["message_id"] for d in decisions(app)] == ["m1", "m2"]
+    letters = [SCHEMAS["tact.DeadLetter"].decode(v) for v in app.io.values(topics.dead_letters)]
+    assert [(d["source_offset"], d["value"][:8]) for d in letters][0] == (1, b"\x00garbage")
+    assert "is not tact.Candidate (expected id 2)" in letters[0]["error"]
+    assert "is not the customer_id 'someone-else'" in letters[1]["error"]
+
+
+async def test_redelivered_run_is_not_decided_twice(app):
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"))
+        await put(agent, topics.candidates, 0, candidate("m1"))  # at-least-once redelivery
+    assert [d["message_id"] for d in decisions(app)] == ["m1"]
+    assert len(app.io.values(topics.outbound["email"])) == 1
+
+
+async def test_held_candidate_is_indexed_and_released_by_the_timer_path(app):
+    topics = app.tact_settings.topics
+    evening = at(10)  # 22:00 in Europe/Berlin
+    app.processor.clock = lambda: evening
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile(timezone="Europe/Berlin"))
+        await put(agent, topics.candidates, 0, candidate("m1", created_at=evening, urgency="normal"))
+    [deferred] = decisions(app)
+    assert deferred["outcome"] == "deferred" and deferred["release_at"] == at(20)
+    assert app.processor.store.get(0, due_key(at(20), "c1")) == b""
+    assert app.processor.backlog[0] == 1
+    app.processor.clock = lambda: at(20) + 500
+    app.processor.assign([0])
+    assert await app.processor.release_due() == 1
+    assert [d["outcome"] for d in decisions(app)] == ["deferred", "sent"]
+    assert app.processor.store.get(0, due_key(at(20), "c1")) is None
+    assert app.processor.backlog[0] == 0
+
+
+async def test_outputs_published_before_a_crash_are_adopted_not_repeated(app):
+    """Simulate the crash window: outputs reached Kafka, the state write did not."""
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"))
+    # What the crash lost: state of c1 rolls back to just the profile, the checkpoint too.
+    store, io = app.processor.store, app.io
+    before = decode_state(store.get(0, state_key("c1")))
+    store.partitions[0][state_key("c1")] = encode_state(replace(before, decided={}, sends=()))
+    store.partitions[0][CHECKPOINT_KEY] = msgpack.packb({t: 0 for t in topics.outputs})
+    # The decision record was lost too; only the outbound message made it.
+    io.logs[(topics.decisions, 0)].clear()
+    restarted = build_app(Settings(store="memory://", app_id="tact-component", partitions=1,
+                                   metrics_port=0), io=io)
+    restarted.processor.store = store
+    restarted.processor.clock = lambda: T0
+    async with restarted.decide_agent.test_context() as agent:
+        await put(agent, topics.candidates, 0, candidate("m1"))  # redelivered after the crash
+    assert len(io.values(topics.outbound["email"])) == 1
+    [rebuilt] = decisions(restarted)
+    assert (rebuilt["message_id"], rebuilt["outcome"], rebuilt["reasons"]) == (
+        "m1", Outcome.SENT.value, ["recovered_from_outbound"])
+    assert "m1" in decode_state(store.get(0, state_key("c1"))).decided

@@ -1,0 +1,195 @@
+"""A real Tansu broker for the whole session, and real worker processes per test."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from app.broker import EmbeddedBroker, free_port
+from app.client import Encoded, Publisher, encode_input
+from app.codecs.avro import Schemas
+from app.config import TopicNames
+from app.stream.io import ensure_topics
+
+SCHEMAS = Schemas.load()
+PARTITIONS = 4
+_names = itertools.count()
+
+# Short group timeouts: the broker waits a rebalance timeout before a join completes.
+FAST_WORKER_ENV = {
+    "TACT_BROKER_KIND": "tansu",
+    "TACT_PARTITIONS": str(PARTITIONS),
+    "TACT_REBALANCE_TIMEOUT_S": "3",
+    "TACT_SESSION_TIMEOUT_S": "6",
+    "TACT_HEARTBEAT_INTERVAL_S": "1",
+    "TACT_RECOVERY_DELAY_S": "0.2",
+    "TACT_RELEASE_INTERVAL_S": "0.5",
+    "TACT_LOG_LEVEL": "info",
+}
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory) -> Iterator[EmbeddedBroker]:
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log) as running:
+        yield running
+
+
+class Worker:
+    """One `python -m app worker` process."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path, log_path: Path) -> None:
+        self.env = env
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.metrics_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        env = {**os.environ, **self.env, "TACT_DATA_DIR": str(self.data_dir),
+               "TACT_METRICS_PORT": str(self.metrics_port), "TACT_METRICS_HOST": "127.0.0.1"}
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        log.write(f"\n===== start {time.strftime('%X')} =====\n".encode())
+        self.process = subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no goodbye, no flush, no commit."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def metric(self, name: str) -> float:
+        """Sum of a metric's samples from the worker's /metrics endpoint (0 if unreachable)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Harness:
+    """Topics of one test (own prefix and consumer group) on the shared broker."""
+
+    def __init__(self, broker: EmbeddedBroker, tmp_path: Path) -> None:
+        n = next(_names)
+        self.broker = broker
+        self.tmp_path = tmp_path
+        self.prefix = f"t{n}-{os.getpid()}."
+        self.topics = TopicNames.with_prefix(self.prefix)
+        self.env = {**FAST_WORKER_ENV, "TACT_BROKER": broker.url,
+                    "TACT_TOPIC_PREFIX": self.prefix, "TACT_APP_ID": f"tact-it-{n}-{os.getpid()}"}
+        self.workers: list[Worker] = []
+        asyncio.run(ensure_topics(broker.bootstrap, [*self.topics.inputs, *self.topics.outputs],
+                                  PARTITIONS, compacted=[self.topics.profiles]))
+
+    def worker(self, name: str = "w1", **env: str) -> Worker:
+        worker = Worker({**self.env, **env}, self.tmp_path / f"data-{name}",
+                        self.tmp_path / f"{name}.log")
+        self.workers.append(worker)
+        return worker.start()
+
+    def encode(self, records: Iterable[dict[str, Any]]) -> list[Encoded]:
+        return [encode_input(r, self.topics, SCHEMAS) for r in records]
+
+    def publish(self, records: Iterable[dict[str, Any]]) -> int:
+        return self.publish_encoded(self.encode(records))
+
+    def publish_encoded(self, encoded: list[Encoded]) -> int:
+        async def go() -> int:
+            async with Publisher(self.broker.bootstrap) as publisher:
+                return await publisher.publish(encoded)
+        return asyncio.run(go())
+
+    def publish_raw(self, items: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:
+        async def go() -> None:
+            async with Publisher(self.broker.bootstrap) as publisher:
+                futures = [await publisher.producer.send(t, v, key=k) for t, k, v in items]
+                await asyncio.gather(*futures)
+        asyncio.run(go())
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def harness(broker, tmp_path) -> Iterator[Harness]:
+    h = Harness(broker, tmp_path)
+    yield h
+    h.stop()
+
+
+class TopicReader:
+    """Reads output topics from the beginning, keeping what it has read between calls."""
+
+    def __init__(self, bootstrap: str, topics: Iterable[str]) -> None:
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.records: dict[str, list[Any]] = {t: [] for t in self.topics}
+        self._positions: dict[TopicPartition, int] = {}
+
+    def poll(self, seconds: float = 0.5) -> None:
+        asyncio.run(self._poll(seconds))
+
+    async def _poll(self, seconds: float) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    fetch_max_wait_ms=100)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t, p) for t in self.topics for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self._positions.get(tp, 0))
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                for tp, batch in (await consumer.getmany(timeout_ms=100, max_records=20000)).items():
+                    self.records[tp.topic].extend(batch)
+                    self._positions[tp] = batch[-1].offset + 1
+        finally:
+            await consumer.stop()
+
+    def values(self, topic: str, schema: str) -> list[dict[str, Any]]:
+        codec = SCHEMAS[schema]
+        return [codec.decode(r.value) for r in self.records[topic]]
+
+
+def wait_until(condition, timeout: float, what: str, every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

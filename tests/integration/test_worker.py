@@ -1,0 +1,126 @@
+"""The core engine end to end: a real broker, a real worker process, RocksDB on disk."""
+
+from __future__ import annotations
+
+import io
+import random
+from collections import Counter
+
+import pytest
+
+from app.policy.rules import load_policy
+from app.simulate import read_records, replay
+from tests.integration.conftest import SCHEMAS, TopicReader, wait_until
+from tests.traffic import activity, calm_zones, iso, now_ms, profiles
+
+pytestmark = pytest.mark.integration
+
+
+def simulated(records, until_ms):
+    import json
+    lines = io.StringIO("\n".join(json.dumps(r) for r in records))
+    return replay(read_records(lines), load_policy(), until=until_ms)
+
+
+def test_worker_decides_like_the_replay_and_publishes_per_channel(harness):
+    rng = random.Random(7)
+    start = now_ms()
+    customer_profiles = profiles(rng, 40, calm_zones(start))
+    traffic = activity(rng, 40, 600, start - 60_000, 60_000)
+    worker = harness.worker()
+    harness.publish(customer_profiles)
+    wait_until(lambda: worker.metric('tact_input_records_total{topic="%s"}' % harness.topics.profiles) >= 40,
+               90, "the worker to read the profiles")
+    harness.publish(traffic)
+    expected = simulated(customer_profiles + traffic, now_ms())
+    reader = TopicReader(harness.broker.bootstrap, [harness.topics.decisions, *harness.topics.outbound.values()])
+    wait_until(lambda: reader.poll(0.5) or len(reader.records[harness.topics.decisions]) >= len(expected.decisions),
+               90, f"{len(expected.decisions)} decisions")
+    reader.poll(1.0)
+
+    live = reader.values(harness.topics.decisions, "tact.Decision")
+    as_rows = lambda ds: sorted((d["message_id"], d["outcome"], d["channel"], tuple(d["reasons"])) for d in ds)  # noqa: E731
+    assert as_rows(live) == as_rows(
+        [{"message_id": d.message_id, "outcome": d.outcome.value, "channel": d.channel,
+          "reasons": d.reasons} for d in expected.decisions])
+    outcomes = Counter(d["outcome"] for d in live)
+    assert outcomes["sent"] > 50 and outcomes["suppressed"] > 10, outcomes
+
+    for channel, topic in harness.topics.outbound.items():
+        messages = reader.values(topic, "tact.OutboundMessage")
+        assert all(m["channel"] == channel for m in messages)
+        assert sorted(m["message_id"] for m in messages) == sorted(
+            m.message_id for m in expected.outbound if m.channel == channel)
+    with_context = [m for t in harness.topics.outbound.values()
+                    for m in reader.values(t, "tact.OutboundMessage") if m["context"]]
+    assert with_context and all(" ago" in m["context_summary"] for m in with_context)
+    assert worker.metric('tact_decisions_total{') == len(live)
+
+
+def test_bad_records_go_to_dead_letters_and_the_worker_keeps_deciding(harness):
+    t = harness.topics
+    start = now_ms()
+    worker = harness.worker()
+    harness.publish([{"kind": "profile", "customer_id": "c1", "timezone": "UTC",
+                      "consents": {"sms": True}, "reachable": {"sms": True}}])
+    good = lambda n: {"kind": "candidate", "message_id": f"ok{n}", "customer_id": "c1",  # noqa: E731
+                      "category": "service", "audience": "personal", "channels": ["sms"],
+                      "urgency": "immediate", "created_at": iso(start), "template": "code"}
+    wrong_schema = SCHEMAS["tact.CustomerEvent"].encode(
+        {"event_id": "e", "customer_id": "c1", "type": "x", "occurred_at": start, "channel": None,
+         "attributes": {}})
+    harness.publish([good(1)])
+    harness.publish_raw([
+        (t.candidates, b"c1", b"\xde\xad\xbe\xef"),
+        (t.candidates, b"c1", wrong_schema),
+        (t.events, b"c1", None),
+        (t.profiles, b"c2", SCHEMAS["tact.CustomerProfile"].encode(
+            {"customer_id": "c2", "timezone": "Nowhere/Else", "consents": {}, "reachable": {},
+             "preferred_channel": None})),
+    ])
+    harness.publish([{**good(2), "customer_id": "ghost", "message_id": "ghost1"}, good(3)])
+    reader = TopicReader(harness.broker.bootstrap, [t.decisions, t.dead_letters])
+    wait_until(lambda: reader.poll(0.5) or (len(reader.records[t.dead_letters]) >= 5
+                                             and len(reader.records[t.decisions]) >= 2),
+               90, "dead letters and decisions")
+    letters = reader.values(t.dead_letters, "tact.DeadLetter")
+    errors = sorted(letter["error"] for letter in letters)
+    assert any("not in the Confluent wire format" in e for e in errors)
+    assert any("schema id 1 is not tact.Candidate" in e for e in errors)
+    assert any("empty value: expected a tact.CustomerEvent" in e for e in errors)
+    assert any("'Nowhere/Else' is not an IANA time zone" in e for e in errors)
+    assert any("unknown customer 'ghost'" in e for e in errors)
+    raw = {letter["value"] for letter in letters}
+    assert b"\xde\xad\xbe\xef" in raw and wrong_schema in raw
+    assert {d["message_id"] for d in reader.values(t.decisions, "tact.Decision")} == {"ok1", "ok3"}
+    assert worker.alive
+
+
+def test_held_message_is_released_on_time_by_a_restarted_worker(harness, tmp_path):
+    from datetime import UTC, datetime
+    start = now_ms()
+    clock = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S")  # noqa: E731
+    release_at = start + 40_000
+    policy = tmp_path / "quiet.toml"
+    policy.write_text(f'version = "quiet-test"\n[quiet_hours]\nstart = "{clock(start - 60_000)}"\n'
+                      f'end = "{clock(release_at)}"\n')
+    t = harness.topics
+    worker = harness.worker(TACT_POLICY_PATH=str(policy))
+    harness.publish([{"kind": "profile", "customer_id": "c1", "timezone": "UTC",
+                      "consents": {"email": True}, "reachable": {"email": True}}])
+    harness.publish([{"kind": "candidate", "message_id": "night", "customer_id": "c1",
+                      "category": "promo", "audience": "mass", "channels": ["email"],
+                      "urgency": "normal", "created_at": iso(now_ms()), "template": "t"}])
+    reader = TopicReader(harness.broker.bootstrap, [t.decisions, t.outbound["email"]])
+    wait_until(lambda: reader.poll(0.5) or reader.records[t.decisions], 60, "the deferral")
+    [deferred] = reader.values(t.decisions, "tact.Decision")
+    expected_release = release_at // 1000 * 1000  # the policy's clock has whole seconds
+    assert (deferred["outcome"], deferred["release_at"]) == ("deferred", expected_release)
+
+    worker.kill()  # the hold must survive in the table, not in memory
+    worker.start()
+    wait_until(lambda: reader.poll(0.5) or reader.records[t.outbound["email"]], 90, "the release")
+    [final] = reader.values(t.decisions, "tact.Decision")[1:]
+    assert (final["outcome"], final["decided_at"]) == ("sent", expected_release)
+    [sent] = reader.records[t.outbound["email"]]
+    assert 0 <= sent.timestamp - expected_release < 3_000, "released within 3 s of its time"

@@ -1,0 +1,39 @@
+"""Records that decode but cannot be decided are rejected with a reason (they become dead letters)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.policy.engine import ProfileDeleted, apply_record
+from app.policy.model import DAY, CustomerState
+from tests.builders import T0, candidate, default_policy, event, profile, state
+
+POLICY = default_policy()
+
+
+@pytest.mark.parametrize("record,current,problem", [
+    (candidate(), CustomerState("c1"), "unknown customer 'c1'"),
+    (candidate(channels=()), state(), "channels is empty"),
+    (candidate(channels=("email", "email")), state(), "lists a channel twice"),
+    (candidate(channels=("fax",)), state(), "unknown channel 'fax'"),
+    (candidate(expires_at=T0 - 1), state(), "expires_at is before created_at"),
+    (candidate(created_at=T0 - 400 * DAY), state(), "more than a year before now"),
+    (candidate(created_at=T0 + 2 * DAY), state(), "more than a day in the future"),
+    (event(channel="fax"), state(), "unknown channel 'fax'"),
+    (event(occurred_at=0), state(), "more than a year before now"),
+    (profile(timezone="Mars/Olympus"), None, "not an IANA time zone"),
+    (profile(consents={"fax": True}), None, "consents names unknown channel 'fax'"),
+])
+def test_rejected_with_a_reason(record, current, problem):
+    applied = apply_record(current, record, T0, POLICY)
+    assert applied.problem is not None and problem in applied.problem
+    assert applied.state == current and applied.decisions == ()
+
+
+def test_profile_tombstone_forgets_the_customer():
+    assert apply_record(state(), ProfileDeleted("c1"), T0, POLICY).state is None
+
+
+def test_events_before_the_profile_are_kept_as_context():
+    applied = apply_record(None, event(), T0, POLICY)
+    assert applied.problem is None and applied.state is not None and applied.state.recent
