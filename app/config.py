@@ -67,6 +67,10 @@ class Settings:
     rocksdb_write_buffer_mb: int = 16
     schema_ids: Mapping[str, int] = field(default_factory=dict)
     log_level: str = "info"
+    # For crash tests only: exit like `kill -9` at a named point of the first run that reaches it
+    # ("after_outputs": outputs acked, state not written; "after_changelog": changelog acked,
+    # RocksDB and input offsets not written).
+    failpoint: str = ""
 
     @property
     def topics(self) -> TopicNames:

@@ -33,7 +33,6 @@ class AvroCodec:
     schema_id: int
     writer_schema: Any
     read_schema: Any  # the writer schema without logical types: same bytes, plain ints
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         out = io.BytesIO()
@@ -44,11 +43,6 @@ class AvroCodec:
     def decode(self, data: bytes | None) -> dict[str, Any]:
         if data is None:
             raise WireError(f"empty value: expected a {self.name} record")
-        if len(data) > self.max_record_bytes:
-            raise WireError(
-                f"record is {len(data):,} bytes; the limit is {self.max_record_bytes:,} "
-                "(keep payloads small: send references, not documents)"
-            )
         if len(data) < HEADER.size or data[0] != MAGIC:
             raise WireError(
                 "not in the Confluent wire format (magic byte 0 + 4-byte schema id + Avro body)"
@@ -69,6 +63,15 @@ class AvroCodec:
         return record
 
 
+def check_size(data: bytes | None, limit: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+    """Refuse an input record too big to be a sensible message before decoding it."""
+    if data is not None and len(data) > limit:
+        raise WireError(
+            f"record is {len(data):,} bytes; the limit is {limit:,} "
+            "(keep payloads small: send references, not documents)"
+        )
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, EOFError | StopIteration):
         return "the bytes end in the middle of a field (truncated record)"
@@ -86,12 +89,7 @@ class Schemas:
         return self._codecs[name]
 
     @classmethod
-    def load(
-        cls,
-        directory: Path | None = None,
-        ids: Mapping[str, int] | None = None,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    ) -> Schemas:
+    def load(cls, directory: Path | None = None, ids: Mapping[str, int] | None = None) -> Schemas:
         directory = directory or SCHEMAS_DIR
         chosen = {**_read_ids(directory), **(ids or {})}
         codecs = {}
@@ -103,7 +101,6 @@ class Schemas:
                 schema_id=chosen[name],
                 writer_schema=fastavro.parse_schema(raw),
                 read_schema=fastavro.parse_schema(_without_logical_types(raw)),
-                max_record_bytes=max_record_bytes,
             )
         return cls(codecs)
 

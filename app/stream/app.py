@@ -14,7 +14,7 @@ from app.config import Settings
 from app.metrics import Metrics
 from app.policy.rules import Policy, load_policy
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_topics
-from app.stream.processor import Processor
+from app.stream.processor import Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
 from app.stream.transport import (
     BATCH_CODEC,
@@ -57,9 +57,13 @@ class TactApp(faust.App):
             await self.io.start(topics.outputs)
 
     async def on_stop(self) -> None:
+        await self.processor.close()  # let the run in flight finish; take no more
+        await super().on_stop()
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
         if isinstance(self.io, KafkaIO):
             await self.io.stop()
-        await super().on_stop()
 
 
 def build_app(
@@ -72,7 +76,8 @@ def build_app(
     policy = policy or load_policy(settings.policy_path)
     metrics = metrics or Metrics()
     in_memory = settings.store.startswith("memory")
-    io = io or (MemoryIO() if in_memory else KafkaIO(settings.bootstrap_servers))
+    io = io or (MemoryIO() if in_memory else KafkaIO(
+        settings.bootstrap_servers, idempotent=settings.broker_kind == "kafka"))
     app = TactApp(settings.app_id, **_faust_settings(settings, io))
     app.tact_settings, app.io, app.committed = settings, io, {}
     app.transport = batching_transport(settings.topics.inputs)(app.conf.broker_consumer, app)
@@ -81,8 +86,11 @@ def build_app(
         options=_rocksdb_options(settings),
     )
     store: PartitionStore = MemoryStore(io) if in_memory else TableStore(table, io)
-    schemas = Schemas.load(ids=settings.schema_ids, max_record_bytes=settings.max_record_bytes)
-    app.processor = Processor(settings.topics, policy, schemas, store, io, metrics)
+    schemas = Schemas.load(ids=settings.schema_ids)
+    app.processor = Processor(
+        settings.topics, policy, schemas, store, io, metrics,
+        failpoint=settings.failpoint, max_record_bytes=settings.max_record_bytes,
+    )
     _wire_agent(app)
     _wire_release_timer(app, settings.release_interval_s)
     _wire_rebalance(app, metrics)
@@ -131,7 +139,16 @@ def _wire_agent(app: TactApp) -> None:
     @app.agent(inputs, name="tact.decide", concurrency=1)
     async def decide(runs: faust.StreamT[InputRun]) -> None:
         async for run in runs:
-            await app.processor.process(run.topic, run.partition, run.records)
+            try:
+                await app.processor.process(run.topic, run.partition, run.records)
+            except ProcessorClosed:
+                return
+            except Exception as exc:
+                # Skipping the run would lose it (later runs would commit past it): stop the
+                # worker instead; its replacement decides the run again from the committed offset.
+                log.exception("cannot make a run of %s[%d] durable; stopping", run.topic, run.partition)
+                await app.crash(exc)
+                return
             await app.commit_run(run)
 
     app.decide_agent = decide

@@ -52,9 +52,10 @@ class RecordIO(Protocol):
 
 
 class KafkaIO:
-    def __init__(self, bootstrap_servers: str, linger_ms: int = 2) -> None:
+    def __init__(self, bootstrap_servers: str, linger_ms: int = 2, idempotent: bool = True) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.linger_ms = linger_ms
+        self.idempotent = idempotent
         self._producer: AIOKafkaProducer | None = None
 
     @property
@@ -70,6 +71,9 @@ class KafkaIO:
             linger_ms=self.linger_ms,
             max_batch_size=1024 * 1024,
             acks="all",
+            # The broker drops a batch it already has when a retry repeats it. (The embedded
+            # broker cannot: a retry after a lost acknowledgement could repeat a record there.)
+            enable_idempotence=self.idempotent,
             request_timeout_ms=30000,
         )
         await self.producer.start()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Protocol
 
 import msgpack
 
-from app.codecs.avro import Schemas, WireError
+from app.codecs.avro import DEFAULT_MAX_RECORD_BYTES, Schemas, WireError, check_size
 from app.codecs.records import (
     RecordError,
     candidate_from_dict,
@@ -59,8 +60,15 @@ class RawRecord(Protocol):
     value: bytes | None
 
 
+MAX_DEAD_LETTER_VALUE = 256 * 1024  # a dead letter must fit in a produce request
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class ProcessorClosed(Exception):
+    """The worker is stopping: the run was not processed and must not be committed."""
 
 
 @dataclass
@@ -68,6 +76,7 @@ class Run:
     """The work of one partition between two durable points."""
 
     partition: int
+    recovered: Recovered
     states: dict[str, CustomerState | None] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     due_before: dict[str, int | None] = field(default_factory=dict)
@@ -86,6 +95,8 @@ class Processor:
         io: RecordIO,
         metrics: Metrics,
         clock: Callable[[], int] = wall_clock_ms,
+        failpoint: str = "",
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         self.topics = topics
         self.policy = policy
@@ -93,11 +104,14 @@ class Processor:
         self.io = io
         self.metrics = metrics
         self.clock = clock
+        self.failpoint = failpoint
+        self.max_record_bytes = max_record_bytes
         self.lock = asyncio.Lock()  # one writer: runs and releases never interleave
         self.assigned: set[int] = set()
         self.recovered: dict[int, Recovered] = {}  # partitions made ready, and what recovery found
         self.positions: dict[int, dict[str, int]] = {}  # next offset of each output topic
         self.backlog: dict[int, int] = {}
+        self.closed = False
         self._decoders = {
             topics.profiles: (schemas["tact.CustomerProfile"], profile_from_dict),
             topics.events: (schemas["tact.CustomerEvent"], event_from_dict),
@@ -112,12 +126,13 @@ class Processor:
 
     async def process(self, topic: str, partition: int, records: list[RawRecord]) -> None:
         async with self.lock:
-            recovered = await self._ready(partition)
+            if self.closed:
+                raise ProcessorClosed()
+            run = Run(partition, await self._ready(partition))
             started = time.perf_counter()
-            run = Run(partition)
             clock = self.clock()
             for record in records:
-                self._apply_raw(run, topic, record, clock, recovered)
+                self._apply_raw(run, topic, record, clock)
             self.metrics.records_in.labels(topic).inc(len(records))
             self.metrics.batch_records.observe(len(records))
             self.metrics.decide_seconds.observe(time.perf_counter() - started)
@@ -127,10 +142,17 @@ class Processor:
         """Decide every held candidate that is due by now; returns how many customers."""
         released = 0
         async with self.lock:
+            if self.closed:
+                return 0
             for partition in sorted(self.assigned):
                 await self._ready(partition)
                 released += await self._release_partition(partition, self.clock())
         return released
+
+    async def close(self) -> None:
+        """Wait for the run in flight, then take no more: the worker is stopping."""
+        async with self.lock:
+            self.closed = True
 
     def assign(self, partitions: Iterable[int]) -> None:
         """Partitions this worker now owns (their tables may still be recovering)."""
@@ -148,30 +170,30 @@ class Processor:
 
     # -- deciding -----------------------------------------------------------------------------
 
-    def _apply_raw(
-        self, run: Run, topic: str, record: RawRecord, clock: int, recovered: Recovered
-    ) -> None:
+    def _apply_raw(self, run: Run, topic: str, record: RawRecord, clock: int) -> None:
         try:
             item = self._decode(topic, record)
         except (WireError, RecordError) as exc:
-            self._dead_letter(run, topic, record, str(exc), "undecodable", recovered)
+            self._dead_letter(run, topic, record, str(exc), "undecodable")
             return
         key = record.key.decode(errors="replace") if record.key is not None else None
         if key != item.customer_id:
             problem = f"key {key!r} is not the customer_id {item.customer_id!r}: key every record by customer_id"
-            self._dead_letter(run, topic, record, problem, "wrong_key", recovered)
+            self._dead_letter(run, topic, record, problem, "wrong_key")
             return
         state = self._state(run, item.customer_id)
-        if isinstance(item, Candidate) and state is not None and item.message_id in state.decided:
-            self.metrics.duplicates_ignored.inc()
-            return
-        logged = recovered.logged(item.message_id) if isinstance(item, Candidate) else None
-        if logged is not None and isinstance(item, Candidate) and state is not None:
-            self._adopt(run, item, state, logged, recovered)
-            return
+        if isinstance(item, Candidate) and state is not None:
+            if item.message_id in state.decided:
+                self.metrics.duplicates_ignored.inc()
+                run.recovered.applied(item.message_id)
+                return
+            logged = run.recovered.logged(item.message_id)
+            if logged is not None:
+                self._adopt(run, item, state, logged)
+                return
         applied = apply_record(state, item, clock, self.policy)
         if applied.problem:
-            self._dead_letter(run, topic, record, applied.problem, "invalid", recovered)
+            self._dead_letter(run, topic, record, applied.problem, "invalid")
             return
         if isinstance(item, Candidate):
             run.candidates_created_at.append(item.created_at)
@@ -179,20 +201,21 @@ class Processor:
 
     def _decode(self, topic: str, record: RawRecord) -> Input:
         codec, build = self._decoders[topic]
+        check_size(record.value, self.max_record_bytes)
         if record.value is None and topic == self.topics.profiles and record.key:
             return ProfileDeleted(record.key.decode(errors="replace"))
         return build(codec.decode(record.value))
 
     def _adopt(
-        self, run: Run, candidate: Candidate, state: CustomerState, logged: tuple[Decision, bool],
-        recovered: Recovered,
+        self, run: Run, candidate: Candidate, state: CustomerState, logged: tuple[Decision, bool]
     ) -> None:
         decision, on_topic = logged
         step = adopt(state, candidate, decision, self.policy)
         decisions = () if on_topic else step.decisions
-        outbound = tuple(m for m in step.outbound if m.message_id not in recovered.sent)
-        self.metrics.recovered.labels("adopted").inc()
+        outbound = tuple(m for m in step.outbound if m.message_id not in run.recovered.sent)
+        self.metrics.recovered.labels("on_topic" if on_topic else "rebuilt").inc()
         self._keep(run, candidate.customer_id, Applied(step.state, decisions, outbound))
+        run.recovered.applied(candidate.message_id)
 
     def _state(self, run: Run, customer_id: str) -> CustomerState | None:
         if customer_id not in run.states:
@@ -225,22 +248,27 @@ class Processor:
         topic = self.topics.outbound[message.channel]
         return OutRecord(topic, partition, message.customer_id.encode(), value)
 
-    def _dead_letter(
-        self, run: Run, topic: str, record: RawRecord, error: str, kind: str, recovered: Recovered
-    ) -> None:
-        if (topic, run.partition, record.offset) in recovered.dead_letters:
+    def _dead_letter(self, run: Run, topic: str, record: RawRecord, error: str, kind: str) -> None:
+        source = (topic, run.partition, record.offset)
+        if source in run.recovered.dead_letters:
+            run.recovered.applied(source)
             return  # published before a crash; not twice
         self.metrics.dead_letters.labels(topic, kind).inc()
+        key = record.key[:MAX_DEAD_LETTER_VALUE] if record.key else record.key
+        original = record.value
+        if original is not None and len(original) > MAX_DEAD_LETTER_VALUE:
+            error += f" (the dead letter keeps the first {MAX_DEAD_LETTER_VALUE:,} of {len(original):,} bytes; the rest is at the source offset)"
+            original = original[:MAX_DEAD_LETTER_VALUE]
         value = self._dead_letter_codec.encode({
             "source_topic": topic,
             "source_partition": run.partition,
             "source_offset": record.offset,
-            "key": record.key,
-            "value": record.value,
+            "key": key,
+            "value": original,
             "error": error,
             "failed_at": self.clock(),
         })
-        run.outputs.append(OutRecord(self.topics.dead_letters, run.partition, record.key, value))
+        run.outputs.append(OutRecord(self.topics.dead_letters, run.partition, key, value))
 
     # -- releasing held candidates --------------------------------------------------------------
 
@@ -249,7 +277,7 @@ class Processor:
         customers = {customer_of_due_key(k) for k in self.store.keys(partition, DUE_PREFIX, stop)}
         if not customers:
             return 0
-        run = Run(partition)
+        run = Run(partition, self.recovered[partition])
         for customer_id in sorted(customers):
             state = self._state(run, customer_id)
             if state is not None:
@@ -268,11 +296,17 @@ class Processor:
             positions = self.positions[run.partition]
             for (topic, _), next_offset in offsets.items():
                 positions[topic] = next_offset
-        await self.store.write(run.partition, self._state_changes(run))
+            self._maybe_fail("after_outputs")
+        await self.store.write(run.partition, self._state_changes(run), self._maybe_fail)
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
         now = self.clock()
         for created_at in run.candidates_created_at:
             self.metrics.decision_lag.observe(max(now - created_at, 0) / 1000)
+
+    def _maybe_fail(self, point: str) -> None:
+        if self.failpoint == point:
+            log.warning("failpoint %s: exiting as if killed", point)
+            os._exit(137)
 
     def _state_changes(self, run: Run) -> dict[bytes, bytes | None]:
         changes: dict[bytes, bytes | None] = {}
@@ -289,7 +323,8 @@ class Processor:
                     changes[due_key(after, customer_id)] = b""
             backlog_change += (len(state.pending) if state else 0) - run.pending_before[customer_id]
         self._count_backlog(run.partition, backlog_change)
-        changes[CHECKPOINT_KEY] = msgpack.packb(self.positions[run.partition])
+        checkpoint = run.recovered.checkpoint(self.positions[run.partition])
+        changes[CHECKPOINT_KEY] = msgpack.packb(checkpoint)
         return changes
 
     def _count_backlog(self, partition: int, change: int) -> None:
@@ -306,24 +341,28 @@ class Processor:
             for ready, (recovered, positions) in sorted(found.items()):
                 self.positions[ready] = positions
                 self.backlog[ready] = self._count_held(ready)
-                run = Run(ready)
-                self._adopt_released(run, recovered)
+                run = Run(ready, recovered)
+                self._adopt_released(run)
                 await self._flush(run)  # also stores the first checkpoint of a new partition
                 self.recovered[ready] = recovered
         return self.recovered[partition]
 
-    def _adopt_released(self, run: Run, recovered: Recovered) -> None:
+    def _adopt_released(self, run: Run) -> None:
         """Held candidates whose final decision was published before the crash: adopt it now,
-        before any release could decide them a second time."""
-        customers = {d.customer_id for d in recovered.decisions.values()}
-        customers |= {m.customer_id for m in recovered.sent.values()}
-        for customer_id in sorted(customers):
+        before any release could decide them a second time. And what the stored state already
+        reflects needs no adopting at all."""
+        recovered = run.recovered
+        for customer_id in sorted(recovered.customers()):
             state = self._state(run, customer_id)
             for candidate in [p.candidate for p in state.pending] if state else []:
                 logged = recovered.logged(candidate.message_id)
                 current = run.states[customer_id]
                 if logged is not None and logged[0].outcome is not Outcome.DEFERRED and current:
-                    self._adopt(run, candidate, current, logged, recovered)
+                    self._adopt(run, candidate, current, logged)
+        for message_id, customer_id in recovered.owners().items():
+            state = run.states.get(customer_id)
+            if state is not None and message_id in state.decided:
+                recovered.applied(message_id)
 
     def _count_held(self, partition: int) -> int:
         held = 0

@@ -12,7 +12,7 @@ Keys of the customers table:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,10 @@ DUE_PREFIX = b"d/"
 CHECKPOINT_KEY = b"m/checkpoint"
 
 Changes = Mapping[bytes, bytes | None]  # None deletes
+
+
+def _nothing(point: str) -> None:
+    """A named point in a write; crash tests can stop there (see Settings.failpoint)."""
 
 
 def state_key(customer_id: str) -> bytes:
@@ -45,7 +49,9 @@ class PartitionStore(Protocol):
 
     def keys(self, partition: int, start: bytes, stop: bytes) -> Iterator[bytes]: ...
 
-    async def write(self, partition: int, changes: Changes) -> None: ...
+    async def write(
+        self, partition: int, changes: Changes, failpoint: Callable[[str], None] = _nothing
+    ) -> None: ...
 
 
 class TableStore:
@@ -69,11 +75,14 @@ class TableStore:
                 return
             yield key
 
-    async def write(self, partition: int, changes: Changes) -> None:
+    async def write(
+        self, partition: int, changes: Changes, failpoint: Callable[[str], None] = _nothing
+    ) -> None:
         if not changes:
             return
         records = [OutRecord(self.changelog, partition, k, v) for k, v in changes.items()]
         offsets = await self.io.send(records)
+        failpoint("after_changelog")
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key, value in changes.items():
             if value is None:
@@ -100,7 +109,9 @@ class MemoryStore:
         data = self.partitions.get(partition, {})
         return iter(sorted(k for k in data if start <= k < stop))
 
-    async def write(self, partition: int, changes: Changes) -> None:
+    async def write(
+        self, partition: int, changes: Changes, failpoint: Callable[[str], None] = _nothing
+    ) -> None:
         await self.io.send([OutRecord(self.changelog, partition, k, v) for k, v in changes.items()])
         data = self.partitions.setdefault(partition, {})
         for key, value in changes.items():

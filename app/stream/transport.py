@@ -69,7 +69,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         if records is None or self.should_stop:
             return
         if not self.flow_active:
-            await self.perform_seek()  # as Faust does: re-read from the committed offsets
+            # As Faust does: drop the fetch and re-read from the committed offsets. A rebalance
+            # can take partitions away meanwhile; the next assignment seeks again anyway.
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning("could not seek back while the flow is stopped: %r", exc)
             return
         generation = self.app.consumer_generation_id
         for tp, run in sorted(records.items(), key=self._rank):

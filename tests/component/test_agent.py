@@ -117,27 +117,56 @@ async def test_held_candidate_is_indexed_and_released_by_the_timer_path(app):
     assert app.processor.backlog[0] == 0
 
 
+def crash_after_outputs(app):
+    """What a crash between publishing outputs and writing state leaves: the outputs only."""
+    topics, store = app.tact_settings.topics, app.processor.store
+    before = decode_state(store.get(0, state_key("c1")))
+    store.partitions[0][state_key("c1")] = encode_state(replace(before, decided={}, sends=()))
+    store.partitions[0][CHECKPOINT_KEY] = msgpack.packb({t: 0 for t in topics.outputs})
+
+
+def restart(app):
+    again = build_app(Settings(store="memory://", app_id="tact-component", partitions=1,
+                               metrics_port=0), io=app.io)
+    again.processor.store = app.processor.store
+    again.processor.clock = lambda: T0
+    return again
+
+
 async def test_outputs_published_before_a_crash_are_adopted_not_repeated(app):
-    """Simulate the crash window: outputs reached Kafka, the state write did not."""
     topics = app.tact_settings.topics
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile())
         await put(agent, topics.candidates, 0, candidate("m1"))
-    # What the crash lost: state of c1 rolls back to just the profile, the checkpoint too.
-    store, io = app.processor.store, app.io
-    before = decode_state(store.get(0, state_key("c1")))
-    store.partitions[0][state_key("c1")] = encode_state(replace(before, decided={}, sends=()))
-    store.partitions[0][CHECKPOINT_KEY] = msgpack.packb({t: 0 for t in topics.outputs})
-    # The decision record was lost too; only the outbound message made it.
-    io.logs[(topics.decisions, 0)].clear()
-    restarted = build_app(Settings(store="memory://", app_id="tact-component", partitions=1,
-                                   metrics_port=0), io=io)
-    restarted.processor.store = store
-    restarted.processor.clock = lambda: T0
+    crash_after_outputs(app)
+    app.io.logs[(topics.decisions, 0)].clear()  # the decision record was lost as well
+    restarted = restart(app)
     async with restarted.decide_agent.test_context() as agent:
         await put(agent, topics.candidates, 0, candidate("m1"))  # redelivered after the crash
-    assert len(io.values(topics.outbound["email"])) == 1
+    assert len(app.io.values(topics.outbound["email"])) == 1
     [rebuilt] = decisions(restarted)
     assert (rebuilt["message_id"], rebuilt["outcome"], rebuilt["reasons"]) == (
         "m1", Outcome.SENT.value, ["recovered_from_outbound"])
-    assert "m1" in decode_state(store.get(0, state_key("c1"))).decided
+    assert "m1" in decode_state(app.processor.store.get(0, state_key("c1"))).decided
+
+
+async def test_checkpoint_waits_for_adoption_across_a_second_crash(app):
+    """After a crash, other input is decided before the candidate comes round again; a second
+    crash then must still find the first decision, or the candidate would be decided twice."""
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"))
+    crash_after_outputs(app)
+    second = restart(app)
+    async with second.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile("c2"), key=b"c2", first_offset=1)
+    checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
+    assert checkpoint[topics.decisions] == 0, "must not pass the decision not adopted yet"
+    third = restart(second)
+    async with third.decide_agent.test_context() as agent:
+        await put(agent, topics.candidates, 0, candidate("m1"))
+    assert [d["message_id"] for d in decisions(app)] == ["m1"]
+    assert len(app.io.values(topics.outbound["email"])) == 1
+    checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
+    assert checkpoint[topics.decisions] == 1
