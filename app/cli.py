@@ -112,6 +112,34 @@ def produce(path: Any, **flags: Any) -> None:
 
 
 @main.command()
+@click.option("--customers", type=int, default=500, show_default=True)
+@click.option("--candidates", type=int, default=5000, show_default=True)
+@click.option("--keep-running", is_flag=True, help="Leave broker and worker up to explore /metrics")
+def demo(customers: int, candidates: int, keep_running: bool) -> None:
+    """Embedded broker, a worker process and sample traffic: Tact end to end in a minute."""
+    from rich.console import Console
+
+    from app.demo import Demo
+
+    Demo(Console(), customers, candidates).run(keep_running)
+
+
+@main.command()
+@click.option("--customers", type=int, default=10_000, show_default=True)
+@click.option("--events", type=int, default=100_000, show_default=True,
+              help="Candidates and events to pre-load (about 4 in 5 are candidates)")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on the last line")
+def bench(customers: int, events: int, as_json: bool) -> None:
+    """Measure the engine against a raw aiokafka pass-through, on the embedded broker."""
+    from app.bench import Bench, print_table, result_json
+
+    result = Bench(customers, events, say=lambda line: click.echo(line, err=True)).run()
+    print_table(result)
+    if as_json:
+        click.echo(result_json(result))
+
+
+@main.command()
 @click.option("--port", type=int, default=9092, show_default=True)
 def broker(port: int) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground."""

@@ -12,7 +12,8 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.records_in = Counter(
-            "tact_input_records", "Input records read, by topic", ["topic"], registry=r
+            "tact_input_records", "Input records decided and made durable, by topic", ["topic"],
+            registry=r,
         )
         self.decisions = Counter(
             "tact_decisions",

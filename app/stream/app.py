@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -16,12 +18,7 @@ from app.policy.rules import Policy, load_policy
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_topics
 from app.stream.processor import Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
-from app.stream.transport import (
-    BATCH_CODEC,
-    InputRun,
-    batching_transport,
-    fenced_table_manager,
-)
+from app.stream.transport import BATCH_CODEC, Fetch, batching_transport, fenced_table_manager
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +34,14 @@ class TactApp(faust.App):
     committed: dict[tuple[str, int], int]  # what commit_run committed, for inspection
     decide_agent: Any
 
-    async def commit_run(self, run: InputRun) -> None:
-        """The run is durable: its input offsets may be committed."""
-        self.committed[(run.topic, run.partition)] = run.next_offset
+    committer: Committer
+
+    def commit_later(self, fetch: Fetch) -> None:
+        """The fetch is durable: its input offsets may be committed (in the background)."""
+        offsets = fetch.next_offsets()
+        self.committed.update(((tp.topic, tp.partition), offset) for tp, offset in offsets.items())
         if isinstance(self.io, KafkaIO):
-            await self.consumer.commit_processed({TP(run.topic, run.partition): run.next_offset})
+            self.committer.offer(offsets)
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -57,13 +57,44 @@ class TactApp(faust.App):
             await self.io.start(topics.outputs)
 
     async def on_stop(self) -> None:
-        await self.processor.close()  # let the run in flight finish; take no more
+        await self.processor.close()  # let the fetch in flight finish; take no more
+        await self.committer.drain()
         await super().on_stop()
 
     async def on_shutdown(self) -> None:
         await super().on_shutdown()
         if isinstance(self.io, KafkaIO):
             await self.io.stop()
+
+
+class Committer:
+    """Commits input offsets in the background, newest first, one request at a time.
+
+    Committing is not needed for correctness (a replay is idempotent), only to bound how much
+    is read again after a crash; so it never holds up deciding.
+    """
+
+    def __init__(self, commit: Callable[[dict[TP, int]], Awaitable[Any]]) -> None:
+        self.commit = commit
+        self.pending: dict[TP, int] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def offer(self, offsets: dict[TP, int]) -> None:
+        self.pending.update(offsets)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._commit_pending())
+
+    async def _commit_pending(self) -> None:
+        while self.pending:
+            offsets, self.pending = self.pending, {}
+            try:
+                await self.commit(offsets)
+            except Exception as exc:  # the next commit carries newer offsets anyway
+                log.warning("could not commit input offsets: %r", exc)
+
+    async def drain(self) -> None:
+        if self.task is not None:
+            await self.task
 
 
 def build_app(
@@ -80,6 +111,7 @@ def build_app(
         settings.bootstrap_servers, idempotent=settings.broker_kind == "kafka"))
     app = TactApp(settings.app_id, **_faust_settings(settings, io))
     app.tact_settings, app.io, app.committed = settings, io, {}
+    app.committer = Committer(lambda offsets: app.consumer.commit_processed(offsets))
     app.transport = batching_transport(settings.topics.inputs)(app.conf.broker_consumer, app)
     table = app.Table(
         TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes,
@@ -137,19 +169,19 @@ def _wire_agent(app: TactApp) -> None:
     )
 
     @app.agent(inputs, name="tact.decide", concurrency=1)
-    async def decide(runs: faust.StreamT[InputRun]) -> None:
-        async for run in runs:
+    async def decide(fetches: faust.StreamT[Fetch]) -> None:
+        async for fetch in fetches:
             try:
-                await app.processor.process(run.topic, run.partition, run.records)
+                await app.processor.process(fetch.runs)
             except ProcessorClosed:
                 return
             except Exception as exc:
-                # Skipping the run would lose it (later runs would commit past it): stop the
-                # worker instead; its replacement decides the run again from the committed offset.
-                log.exception("cannot make a run of %s[%d] durable; stopping", run.topic, run.partition)
+                # Skipping the fetch would lose it (later ones would commit past it): stop the
+                # worker instead; its replacement decides it again from the committed offsets.
+                log.exception("cannot make a fetch durable; stopping")
                 await app.crash(exc)
                 return
-            await app.commit_run(run)
+            app.commit_later(fetch)
 
     app.decide_agent = decide
 
@@ -168,6 +200,7 @@ def _wire_rebalance(app: TactApp, metrics: Metrics) -> None:
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         await app.processor.forget({tp.partition for tp in revoked if tp.topic in inputs})
+        await app.committer.drain()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:

@@ -40,6 +40,7 @@ from app.policy.model import Candidate, CustomerState, Decision, Outcome, Outbou
 from app.policy.rules import Policy
 from app.stream.io import OutRecord, RecordIO
 from app.stream.recovery import Recovered, recover_partitions
+from app.stream.transport import InputRun
 from app.stream.store import (
     CHECKPOINT_KEY,
     DUE_PREFIX,
@@ -122,32 +123,38 @@ class Processor:
         self._dead_letter_codec = schemas["tact.DeadLetter"]
         self._schemas = schemas
 
-    # -- the two entry points: a run of input records, and the release timer ------------------
+    # -- the two entry points: what a fetch brought, and the release timer ---------------------
 
-    async def process(self, topic: str, partition: int, records: list[RawRecord]) -> None:
+    async def process(self, runs: list[InputRun]) -> None:
+        """Decide runs of input records (in order) and make all of it durable at once."""
         async with self.lock:
             if self.closed:
                 raise ProcessorClosed()
-            run = Run(partition, await self._ready(partition))
+            await self._ready({run.partition for run in runs})
             started = time.perf_counter()
             clock = self.clock()
-            for record in records:
-                self._apply_raw(run, topic, record, clock)
-            self.metrics.records_in.labels(topic).inc(len(records))
-            self.metrics.batch_records.observe(len(records))
+            work: dict[int, Run] = {}
+            for run in runs:
+                partition_run = work.get(run.partition) or work.setdefault(
+                    run.partition, Run(run.partition, self.recovered[run.partition]))
+                for record in run.records:
+                    self._apply_raw(partition_run, run.topic, record, clock)
             self.metrics.decide_seconds.observe(time.perf_counter() - started)
-            await self._flush(run)
+            await self._flush(list(work.values()))
+            for run in runs:
+                self.metrics.records_in.labels(run.topic).inc(len(run.records))
+            self.metrics.batch_records.observe(sum(len(run.records) for run in runs))
 
     async def release_due(self) -> int:
         """Decide every held candidate that is due by now; returns how many customers."""
-        released = 0
         async with self.lock:
             if self.closed:
                 return 0
-            for partition in sorted(self.assigned):
-                await self._ready(partition)
-                released += await self._release_partition(partition, self.clock())
-        return released
+            await self._ready(self.assigned)
+            clock = self.clock()
+            runs = [self._release_partition(partition, clock) for partition in sorted(self.assigned)]
+            await self._flush([run for run in runs if run.changed])
+            return sum(len(run.changed) for run in runs)
 
     async def close(self) -> None:
         """Wait for the run in flight, then take no more: the worker is stopping."""
@@ -272,36 +279,37 @@ class Processor:
 
     # -- releasing held candidates --------------------------------------------------------------
 
-    async def _release_partition(self, partition: int, clock: int) -> int:
+    def _release_partition(self, partition: int, clock: int) -> Run:
         stop = due_key(clock + 1, "")
         customers = {customer_of_due_key(k) for k in self.store.keys(partition, DUE_PREFIX, stop)}
-        if not customers:
-            return 0
         run = Run(partition, self.recovered[partition])
         for customer_id in sorted(customers):
             state = self._state(run, customer_id)
             if state is not None:
                 self._keep(run, customer_id, release(state, clock, self.policy))
-        released = sum(1 for o in run.outputs if o.topic == self.topics.decisions)
-        self.metrics.released.inc(released)
-        await self._flush(run)
-        return len(customers)
+        self.metrics.released.inc(sum(1 for o in run.outputs if o.topic == self.topics.decisions))
+        return run
 
     # -- durability -----------------------------------------------------------------------------
 
-    async def _flush(self, run: Run) -> None:
+    async def _flush(self, runs: list[Run]) -> None:
+        """Outputs first, then state (changelog, then RocksDB): see the module docstring."""
+        if not runs:
+            return
         started = time.perf_counter()
-        if run.outputs:
-            offsets = await self.io.send(run.outputs)
-            positions = self.positions[run.partition]
-            for (topic, _), next_offset in offsets.items():
-                positions[topic] = next_offset
+        outputs = [record for run in runs for record in run.outputs]
+        if outputs:
+            offsets = await self.io.send(outputs)
+            for (topic, partition), next_offset in offsets.items():
+                self.positions[partition][topic] = next_offset
             self._maybe_fail("after_outputs")
-        await self.store.write(run.partition, self._state_changes(run), self._maybe_fail)
+        changes = {run.partition: self._state_changes(run) for run in runs}
+        await self.store.write(changes, self._maybe_fail)
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
         now = self.clock()
-        for created_at in run.candidates_created_at:
-            self.metrics.decision_lag.observe(max(now - created_at, 0) / 1000)
+        for run in runs:
+            for created_at in run.candidates_created_at:
+                self.metrics.decision_lag.observe(max(now - created_at, 0) / 1000)
 
     def _maybe_fail(self, point: str) -> None:
         if self.failpoint == point:
@@ -333,19 +341,21 @@ class Processor:
 
     # -- making a partition ready ---------------------------------------------------------------
 
-    async def _ready(self, partition: int) -> Recovered:
-        """Recover this partition (and any other assigned one not yet ready) before using it."""
-        if partition not in self.recovered:
-            waiting = (self.assigned | {partition}) - set(self.recovered)
-            found = await recover_partitions(waiting, self.topics, self.store, self.io, self._schemas)
-            for ready, (recovered, positions) in sorted(found.items()):
-                self.positions[ready] = positions
-                self.backlog[ready] = self._count_held(ready)
-                run = Run(ready, recovered)
-                self._adopt_released(run)
-                await self._flush(run)  # also stores the first checkpoint of a new partition
-                self.recovered[ready] = recovered
-        return self.recovered[partition]
+    async def _ready(self, partitions: Iterable[int]) -> None:
+        """Recover these partitions (and any other assigned one not yet ready) before use."""
+        waiting = (self.assigned | set(partitions)) - set(self.recovered)
+        if not waiting:
+            return
+        found = await recover_partitions(waiting, self.topics, self.store, self.io, self._schemas)
+        runs = []
+        for partition, (recovered, positions) in sorted(found.items()):
+            self.positions[partition] = positions
+            self.backlog[partition] = self._count_held(partition)
+            runs.append(Run(partition, recovered))
+            self._adopt_released(runs[-1])
+        await self._flush(runs)  # also stores the first checkpoint of a new partition
+        for run in runs:
+            self.recovered[run.partition] = run.recovered
 
     def _adopt_released(self, run: Run) -> None:
         """Held candidates whose final decision was published before the crash: adopt it now,

@@ -50,8 +50,9 @@ class PartitionStore(Protocol):
     def keys(self, partition: int, start: bytes, stop: bytes) -> Iterator[bytes]: ...
 
     async def write(
-        self, partition: int, changes: Changes, failpoint: Callable[[str], None] = _nothing
-    ) -> None: ...
+        self, changes: Mapping[int, Changes], failpoint: Callable[[str], None] = _nothing
+    ) -> None:
+        """Per partition: its changes, changelog first, then the local store."""
 
 
 class TableStore:
@@ -76,22 +77,27 @@ class TableStore:
             yield key
 
     async def write(
-        self, partition: int, changes: Changes, failpoint: Callable[[str], None] = _nothing
+        self, changes: Mapping[int, Changes], failpoint: Callable[[str], None] = _nothing
     ) -> None:
-        if not changes:
+        records = [
+            OutRecord(self.changelog, partition, key, value)
+            for partition, partition_changes in changes.items()
+            for key, value in partition_changes.items()
+        ]
+        if not records:
             return
-        records = [OutRecord(self.changelog, partition, k, v) for k, v in changes.items()]
         offsets = await self.io.send(records)
         failpoint("after_changelog")
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in changes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        self._db(partition).write(batch)
-        last_offset = offsets[(self.changelog, partition)] - 1
-        self.table.data.set_persisted_offset(TP(self.changelog, partition), last_offset)
+        for partition, partition_changes in changes.items():
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key, value in partition_changes.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            self._db(partition).write(batch)
+            last_offset = offsets[(self.changelog, partition)] - 1
+            self.table.data.set_persisted_offset(TP(self.changelog, partition), last_offset)
 
 
 @dataclass
@@ -110,12 +116,17 @@ class MemoryStore:
         return iter(sorted(k for k in data if start <= k < stop))
 
     async def write(
-        self, partition: int, changes: Changes, failpoint: Callable[[str], None] = _nothing
+        self, changes: Mapping[int, Changes], failpoint: Callable[[str], None] = _nothing
     ) -> None:
-        await self.io.send([OutRecord(self.changelog, partition, k, v) for k, v in changes.items()])
-        data = self.partitions.setdefault(partition, {})
-        for key, value in changes.items():
-            if value is None:
-                data.pop(key, None)
-            else:
-                data[key] = value
+        await self.io.send([
+            OutRecord(self.changelog, partition, k, v)
+            for partition, partition_changes in changes.items()
+            for k, v in partition_changes.items()
+        ])
+        for partition, partition_changes in changes.items():
+            data = self.partitions.setdefault(partition, {})
+            for key, value in partition_changes.items():
+                if value is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = value

@@ -2,9 +2,10 @@
 
 Faust hands each Kafka record to an agent as its own event; on two cores that bookkeeping caps a
 worker near 5,000 records/s before any work is done. `BatchingConsumer` keeps Faust's consumer,
-group membership, flow control and rebalancing, but delivers every fetched run of records of one
-input partition as ONE event whose value is an InputRun of the raw records. Tact's agent then decides
-the whole run at once and commits its offsets itself (the input topics are declared acks=False).
+group membership, flow control and rebalancing, but delivers all that one fetch brought for the
+input topics as ONE event: a Fetch of runs (consecutive records of one partition). Tact's agent
+decides the whole fetch, makes it durable in one go and commits its offsets itself (the input
+topics are declared acks=False).
 
 `FencedRecovery` works around a broker that reports end offsets wrongly (the embedded Tansu
 broker reports the base offset of the last record batch + 1): before Faust trusts the end offsets
@@ -31,7 +32,7 @@ BATCH_CODEC = "tact-batch"
 
 @dataclass(frozen=True, slots=True)
 class InputRun:
-    """Consecutive records of one input partition, as fetched: the value of one Faust event."""
+    """Consecutive records of one input partition, as fetched."""
 
     topic: str
     partition: int
@@ -42,8 +43,18 @@ class InputRun:
         return int(self.records[-1].offset) + 1
 
 
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Everything one fetch brought for the input topics: the value of one Faust event."""
+
+    runs: list[InputRun]
+
+    def next_offsets(self) -> dict[TP, int]:
+        return {TP(run.topic, run.partition): run.next_offset for run in self.runs}
+
+
 class _PassThrough(codecs.Codec):
-    """The event value is already an InputRun: no (de)serialization."""
+    """The event value is already a Fetch: no (de)serialization."""
 
     def _dumps(self, obj: Any) -> Any:
         return obj
@@ -56,10 +67,13 @@ codecs.register(BATCH_CODEC, _PassThrough())
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
-    """Yields one message per fetched run of records for the topics in `batch_topics`.
+    """Yields one message per fetch, holding every run of records of the `batch_topics`.
 
-    Runs of one fetch are handed over in the order of `batch_topics` (profiles, events, then
-    candidates), so a profile fetched together with its customer's first candidate comes first.
+    `batch_topics` are in dependency order: profiles, events, candidates. A run is handed over
+    only once every earlier topic's partition of the same number has been read to its end, so a
+    candidate never overtakes the profile or the unsubscribe published before it (Kafka orders
+    a partition, not a set of topics; after downtime or during a replay, the backlogs of the
+    three topics are fetched at different speeds). A run that must wait is fetched again later.
     """
 
     batch_topics: tuple[str, ...] = ()
@@ -76,19 +90,33 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             except Exception as exc:
                 self.log.warning("could not seek back while the flow is stopped: %r", exc)
             return
-        generation = self.app.consumer_generation_id
+        runs = []
         for tp, run in sorted(records.items(), key=self._rank):
             if not run or not self._is_active(tp, active):
                 continue
-            if tp.topic in self.batch_topics:
-                yield tp, _run_message(tp, run, generation)
-            else:
+            if tp.topic not in self.batch_topics:
                 for record in run:
                     yield tp, self._to_message(tp, record)
+            elif await self._behind_earlier_topics(tp):
+                await self.seek(tp, run[0].offset)
+            else:
+                runs.append(InputRun(tp.topic, tp.partition, run))
+        if runs:
+            first = TP(runs[0].topic, runs[0].partition)
+            yield first, _fetch_message(first, Fetch(runs), self.app.consumer_generation_id)
 
-    def _rank(self, item: tuple[TP, Any]) -> int:
-        topic = item[0].topic
-        return self.batch_topics.index(topic) if topic in self.batch_topics else -1
+    async def _behind_earlier_topics(self, tp: TP) -> bool:
+        for topic in self.batch_topics[: self.batch_topics.index(tp.topic)]:
+            earlier = TP(topic, tp.partition)
+            highwater = self.highwater(earlier)
+            if highwater is None or (await self.position(earlier) or 0) < highwater:
+                return True
+        return False
+
+    def _rank(self, item: tuple[TP, Any]) -> tuple[int, int]:
+        tp = item[0]
+        return (self.batch_topics.index(tp.topic) if tp.topic in self.batch_topics else -1,
+                tp.partition)
 
     def _is_active(self, tp: TP, active: Collection[TP] | None) -> bool:
         return active is None or tp in active or tp in self._buffered_partitions
@@ -108,12 +136,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return await self._commit_offsets(offsets)
 
 
-def _run_message(tp: TP, run: list[Any], generation: int) -> ConsumerMessage:
-    last = run[-1]
+def _fetch_message(tp: TP, fetch: Fetch, generation: int) -> ConsumerMessage:
+    last = fetch.runs[0].records[-1]
     return ConsumerMessage(
         tp.topic, tp.partition, last.offset, last.timestamp / 1000.0, last.timestamp_type,
-        None, None, InputRun(tp.topic, tp.partition, run), None, 0, 0, tp,
-        generation_id=generation,
+        None, None, fetch, None, 0, 0, tp, generation_id=generation,
     )
 
 

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.policy.model import Outcome
 from app.stream.app import build_app
 from app.stream.store import CHECKPOINT_KEY, due_key, state_key
-from app.stream.transport import InputRun
+from app.stream.transport import Fetch, InputRun
 from tests.builders import T0, at
 
 SCHEMAS = Schemas.load()
@@ -56,7 +56,7 @@ def decisions(app):
 
 async def put(agent, topic, partition, *values, key=b"c1", first_offset=0):
     records = [Record(first_offset + i, key, v) for i, v in enumerate(values)]
-    await agent.put(InputRun(topic, partition, records))
+    await agent.put(Fetch([InputRun(topic, partition, records)]))
 
 
 async def test_a_run_is_decided_published_stored_and_committed(app):

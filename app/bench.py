@@ -1,0 +1,280 @@
+"""`tact bench`: Tact against the raw Kafka client, on the embedded broker, in one run.
+
+1. Pre-load profiles, events and candidates for M customers into the input topics.
+2. pipe:   a plain aiokafka consume -> produce loop moves the same records to another topic.
+3. engine: a Tact worker process decides them all (policy, RocksDB state, changelog, decisions
+           and outbound topics), timed from its first durable run to its last.
+4. latency: candidates produced at half the engine's peak rate; produce time -> outbound visible.
+5. core:   the pure policy core alone, in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from app.broker import EmbeddedBroker, free_port
+from app.client import Encoded, encode_input
+from app.codecs.avro import Schemas
+from app.codecs.records import iso
+from app.config import TopicNames
+from app.policy.engine import apply_record
+from app.policy.model import CHANNELS, CustomerProfile, CustomerState
+from app.policy.rules import load_policy
+from app.simulate import parse_record
+from app.stream.io import ensure_topics
+
+PARTITIONS = 8
+
+
+@dataclass
+class Result:
+    engine_events_per_s: float
+    pipe_events_per_s: float
+    ratio: float
+    p50_ms: float
+    p99_ms: float
+    rss_mb: float
+    customers: int
+    events: int
+    core_decisions_per_s: float
+    latency_load_per_s: float
+
+
+def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
+    """Profiles for every customer, then candidates (4 in 5) and events, spread over a minute."""
+    rng = random.Random(seed)
+    records: list[dict[str, Any]] = []
+    for i in range(customers):
+        consented = rng.sample(CHANNELS, rng.randint(1, 4))
+        records.append({"kind": "profile", "customer_id": f"c{i}", "timezone": "UTC",
+                        "consents": {c: True for c in consented},
+                        "reachable": {c: True for c in consented}})
+    for i in range(events):
+        at = iso(start_ms - 60_000 + 60_000 * i // max(events, 1))
+        customer = f"c{rng.randrange(customers)}"
+        if rng.random() < 0.2:
+            records.append({"kind": "event", "event_id": f"e{i}", "customer_id": customer,
+                            "type": "email_opened", "occurred_at": at, "channel": "email"})
+        else:
+            records.append({
+                "kind": "candidate", "message_id": f"m{i}", "customer_id": customer,
+                "category": rng.choices(["service", "transactional", "promo"], [1, 1, 3])[0],
+                "audience": rng.choice(["personal", "mass"]), "channels": rng.sample(CHANNELS, 3),
+                "urgency": "immediate", "dedupe_key": None, "created_at": at, "template": "offer",
+                "payload": {"amount": str(rng.randrange(1000))}})
+    return records
+
+
+class Bench:
+    def __init__(self, customers: int, events: int, say: Any) -> None:
+        self.customers, self.events, self.say = customers, events, say
+        self.schemas = Schemas.load()
+        self.work = Path(tempfile.mkdtemp(prefix="tact-bench-"))
+
+    def run(self) -> Result:
+        records = traffic(self.customers, self.events, now_ms())
+        core = core_rate(records)
+        self.say(f"core: {core:,.0f} decisions/s in-process")
+        with EmbeddedBroker(log_path=self.work / "broker.log") as broker:
+            topics = TopicNames.with_prefix("bench.")
+            encoded = [encode_input(r, topics, self.schemas) for r in records]
+            asyncio.run(ensure_topics(broker.bootstrap, [*topics.inputs, *topics.outputs, "bench.pipe"],
+                                      PARTITIONS, compacted=[topics.profiles]))
+            asyncio.run(preload(broker.bootstrap, encoded))
+            self.say(f"pre-loaded {len(encoded):,} records for {self.customers:,} customers")
+            pipe = asyncio.run(pipe_rate(broker.bootstrap, list(topics.inputs), "bench.pipe", len(encoded)))
+            self.say(f"pipe: {pipe:,.0f} records/s (aiokafka consume -> produce)")
+            worker = self.start_worker(broker, topics)
+            try:
+                engine = self.engine_rate(worker, len(encoded))
+                self.say(f"engine: {engine:,.0f} records/s")
+                load = engine / 2
+                p50, p99 = asyncio.run(latency(broker.bootstrap, topics, self.schemas, load, self.customers))
+                self.say(f"latency at {load:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+                rss = psutil.Process(worker.pid).memory_info().rss / 2**20
+            finally:
+                worker.terminate()
+                worker.wait(timeout=60)
+        return Result(round(engine), round(pipe), round(engine / pipe, 3), round(p50, 2),
+                      round(p99, 2), round(rss, 1), self.customers, len(encoded), round(core),
+                      round(load))
+
+    def start_worker(self, broker: EmbeddedBroker, topics: TopicNames) -> subprocess.Popen[bytes]:
+        self.metrics_port = free_port()
+        env = {**os.environ, "TACT_BROKER": broker.url, "TACT_BROKER_KIND": "tansu",
+               "TACT_TOPIC_PREFIX": "bench.", "TACT_APP_ID": "tact-bench",
+               "TACT_PARTITIONS": str(PARTITIONS), "TACT_DATA_DIR": str(self.work / "data"),
+               "TACT_METRICS_PORT": str(self.metrics_port), "TACT_METRICS_HOST": "127.0.0.1",
+               "TACT_REBALANCE_TIMEOUT_S": "3", "TACT_RECOVERY_DELAY_S": "0.2",
+               "TACT_LOG_LEVEL": "warn"}
+        log = open(self.work / "worker.log", "wb")  # noqa: SIM115
+        return subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+    def engine_rate(self, worker: subprocess.Popen[bytes], total: int) -> float:
+        """Records made durable per second, from the first durable run to the last."""
+        first: tuple[float, float] | None = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker stopped; see {self.work / 'worker.log'}")
+            done, at = self.metric("tact_input_records_total"), time.monotonic()
+            if done > 0 and first is None:
+                first = (done, at)
+            if done >= total and first is not None:
+                return (done - first[0]) / max(at - first[1], 1e-6)
+            time.sleep(0.05)
+        raise TimeoutError("the engine did not finish within 10 minutes")
+
+    def metric(self, name: str) -> float:
+        try:
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:
+    """Decisions per second of the pure core alone: in memory, default policy, no codecs."""
+    policy = load_policy()
+    inputs = [parse_record(r) for r in records]
+    profiles = [i for i in inputs if isinstance(i, CustomerProfile)]
+    work = [i for i in inputs if not isinstance(i, CustomerProfile)]
+    clock = now_ms()
+    decided = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        states = {p.customer_id: CustomerState(p.customer_id, p) for p in profiles}  # a fresh day
+        for item in work:
+            applied = apply_record(states.get(item.customer_id), item, clock, policy)
+            states[item.customer_id] = applied.state
+            decided += len(applied.decisions)
+    return decided / (time.perf_counter() - started)
+
+
+async def preload(bootstrap: str, encoded: list[Encoded]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(e.topic, e.value, key=e.key, timestamp_ms=e.timestamp_ms)
+                   for e in encoded]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def pipe_rate(bootstrap: str, sources: list[str], target: str, total: int) -> float:
+    """The plain loop: consume, produce each record onward, commit; records/s."""
+    consumer = AIOKafkaConsumer(*sources, bootstrap_servers=bootstrap, group_id="bench-pipe",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
+    await consumer.start()
+    await producer.start()
+    try:
+        moved, started = 0, None
+        while moved < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            started = started or (time.perf_counter() if batch else None)
+            for records in batch.values():
+                for record in records:
+                    await producer.send(target, record.value, key=record.key)
+                    moved += 1
+            await producer.flush()
+            await consumer.commit()
+        return moved / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def latency(bootstrap: str, topics: TopicNames, schemas: Schemas, rate: float,
+                  customers: int, seconds: float = 10.0) -> tuple[float, float]:
+    """Produce service candidates at `rate`/s; time from produce to the outbound record read."""
+    consumer = AIOKafkaConsumer(*topics.outbound.values(), bootstrap_servers=bootstrap,
+                                auto_offset_reset="latest", fetch_max_wait_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+    await consumer.start()
+    await producer.start()
+    await asyncio.sleep(2)  # let the consumer settle at the end of the topics
+    sent_at: dict[str, float] = {}
+    seen: list[float] = []
+
+    async def read() -> None:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=50)).values():
+                now = time.perf_counter()
+                for record in records:
+                    message_id = schemas["tact.OutboundMessage"].decode(record.value)["message_id"]
+                    if message_id in sent_at:
+                        seen.append((now - sent_at[message_id]) * 1000)
+
+    reader = asyncio.create_task(read())
+    try:
+        count = int(rate * seconds)
+        started = time.perf_counter()
+        for i in range(count):
+            customer = f"c{i % customers}"
+            record = encode_input({
+                "kind": "candidate", "message_id": f"lat-{i}", "customer_id": customer,
+                "category": "service", "audience": "personal", "channels": list(CHANNELS),
+                "urgency": "immediate", "created_at": iso(now_ms()), "template": "code"},
+                topics, schemas)
+            sent_at[f"lat-{i}"] = time.perf_counter()
+            await producer.send(record.topic, record.value, key=record.key)
+            ahead = started + (i + 1) / rate - time.perf_counter()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        await asyncio.sleep(5)
+    finally:
+        reader.cancel()
+        await producer.stop()
+        await consumer.stop()
+    if not seen:
+        raise RuntimeError("no outbound message arrived during the latency run")
+    seen.sort()
+    return seen[len(seen) // 2], seen[min(len(seen) - 1, int(len(seen) * 0.99))]
+
+
+def result_json(result: Result) -> str:
+    return json.dumps(asdict(result))
+
+
+def print_table(result: Result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"tact bench: {result.events:,} records, {result.customers:,} customers")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("engine (worker, full policy, durable)", f"{result.engine_events_per_s:,.0f} records/s"),
+        ("pipe (aiokafka consume -> produce)", f"{result.pipe_events_per_s:,.0f} records/s"),
+        ("engine / pipe", f"{result.ratio:.2f}"),
+        (f"latency p50 at {result.latency_load_per_s:,.0f}/s", f"{result.p50_ms:.1f} ms"),
+        (f"latency p99 at {result.latency_load_per_s:,.0f}/s", f"{result.p99_ms:.1f} ms"),
+        ("worker RSS", f"{result.rss_mb:,.0f} MB"),
+        ("pure core", f"{result.core_decisions_per_s:,.0f} decisions/s"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    Console(stderr=True).print(table)

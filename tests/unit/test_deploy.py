@@ -1,0 +1,32 @@
+"""The dashboards and alerts SREs get must only name metrics the worker really exports."""
+
+import re
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from app.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+WATCHED = [ROOT / "deploy/alerts.yml", ROOT / "deploy/grafana/dashboards/tact.json"]
+
+
+def exported_names() -> set[str]:
+    metrics = Metrics()
+    metrics.records_in.labels(topic="t").inc()
+    metrics.decisions.labels(outcome="sent", reason="", channel="email", category="promo").inc()
+    metrics.outbound.labels(channel="email").inc()
+    metrics.dead_letters.labels(topic="t", kind="decode").inc()
+    metrics.deferred_backlog.labels(partition="0").set(1)
+    metrics.recovered.labels(kind="decision").inc()
+    text = generate_latest(metrics.registry).decode()
+    samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("tact_")}
+    return samples | {family.name for family in metrics.registry.collect()}
+
+
+def test_alerts_and_dashboard_name_only_exported_metrics() -> None:
+    exported = exported_names()
+    for path in WATCHED:
+        named = set(re.findall(r"\btact_[a-z_]+", path.read_text()))
+        assert named, f"{path} names no Tact metric"
+        assert named <= exported, f"{path} names metrics Tact does not export: {named - exported}"
