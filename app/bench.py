@@ -35,7 +35,7 @@ from app.policy.engine import apply_record
 from app.policy.model import CHANNELS, CustomerProfile, CustomerState
 from app.policy.rules import load_policy
 from app.simulate import parse_record
-from app.stream.io import ensure_topics
+from app.stream.io import ensure_tact_topics
 
 PARTITIONS = 8
 
@@ -60,22 +60,45 @@ def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[d
     records: list[dict[str, Any]] = []
     for i in range(customers):
         consented = rng.sample(CHANNELS, rng.randint(1, 4))
-        records.append({"kind": "profile", "customer_id": f"c{i}", "timezone": "UTC",
-                        "consents": {c: True for c in consented},
-                        "reachable": {c: True for c in consented}})
+        records.append(
+            {
+                "kind": "profile",
+                "customer_id": f"c{i}",
+                "timezone": "UTC",
+                "consents": {c: True for c in consented},
+                "reachable": {c: True for c in consented},
+            }
+        )
     for i in range(events):
         at = iso(start_ms - 60_000 + 60_000 * i // max(events, 1))
         customer = f"c{rng.randrange(customers)}"
         if rng.random() < 0.2:
-            records.append({"kind": "event", "event_id": f"e{i}", "customer_id": customer,
-                            "type": "email_opened", "occurred_at": at, "channel": "email"})
+            records.append(
+                {
+                    "kind": "event",
+                    "event_id": f"e{i}",
+                    "customer_id": customer,
+                    "type": "email_opened",
+                    "occurred_at": at,
+                    "channel": "email",
+                }
+            )
         else:
-            records.append({
-                "kind": "candidate", "message_id": f"m{i}", "customer_id": customer,
-                "category": rng.choices(["service", "transactional", "promo"], [1, 1, 3])[0],
-                "audience": rng.choice(["personal", "mass"]), "channels": rng.sample(CHANNELS, 3),
-                "urgency": "immediate", "dedupe_key": None, "created_at": at, "template": "offer",
-                "payload": {"amount": str(rng.randrange(1000))}})
+            records.append(
+                {
+                    "kind": "candidate",
+                    "message_id": f"m{i}",
+                    "customer_id": customer,
+                    "category": rng.choices(["service", "transactional", "promo"], [1, 1, 3])[0],
+                    "audience": rng.choice(["personal", "mass"]),
+                    "channels": rng.sample(CHANNELS, 3),
+                    "urgency": "immediate",
+                    "dedupe_key": None,
+                    "created_at": at,
+                    "template": "offer",
+                    "payload": {"amount": str(rng.randrange(1000))},
+                }
+            )
     return records
 
 
@@ -92,62 +115,93 @@ class Bench:
         with EmbeddedBroker(log_path=self.work / "broker.log") as broker:
             topics = TopicNames.with_prefix("bench.")
             encoded = [encode_input(r, topics, self.schemas) for r in records]
-            asyncio.run(ensure_topics(broker.bootstrap, [*topics.inputs, *topics.outputs, "bench.pipe"],
-                                      PARTITIONS, compacted=[topics.profiles]))
+            asyncio.run(
+                ensure_tact_topics(broker.bootstrap, topics, PARTITIONS, extra=["bench.pipe"])
+            )
             asyncio.run(preload(broker.bootstrap, encoded))
             self.say(f"pre-loaded {len(encoded):,} records for {self.customers:,} customers")
-            pipe = asyncio.run(pipe_rate(broker.bootstrap, list(topics.inputs), "bench.pipe", len(encoded)))
+            pipe = asyncio.run(
+                pipe_rate(broker.bootstrap, list(topics.inputs), "bench.pipe", len(encoded))
+            )
             self.say(f"pipe: {pipe:,.0f} records/s (aiokafka consume -> produce)")
             worker = self.start_worker(broker, topics)
             try:
                 engine = self.engine_rate(worker, len(encoded))
                 self.say(f"engine: {engine:,.0f} records/s")
                 load = engine / 2
-                p50, p99 = asyncio.run(latency(broker.bootstrap, topics, self.schemas, load, self.customers))
+                p50, p99 = asyncio.run(
+                    latency(broker.bootstrap, topics, self.schemas, load, self.customers)
+                )
                 self.say(f"latency at {load:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
                 rss = psutil.Process(worker.pid).memory_info().rss / 2**20
             finally:
                 worker.terminate()
                 worker.wait(timeout=60)
-        return Result(round(engine), round(pipe), round(engine / pipe, 3), round(p50, 2),
-                      round(p99, 2), round(rss, 1), self.customers, len(encoded), round(core),
-                      round(load))
+        return Result(
+            round(engine),
+            round(pipe),
+            round(engine / pipe, 3),
+            round(p50, 2),
+            round(p99, 2),
+            round(rss, 1),
+            self.customers,
+            len(encoded),
+            round(core),
+            round(load),
+        )
 
     def start_worker(self, broker: EmbeddedBroker, topics: TopicNames) -> subprocess.Popen[bytes]:
         self.metrics_port = free_port()
-        env = {**os.environ, "TACT_BROKER": broker.url, "TACT_BROKER_KIND": "tansu",
-               "TACT_TOPIC_PREFIX": "bench.", "TACT_APP_ID": "tact-bench",
-               "TACT_PARTITIONS": str(PARTITIONS), "TACT_DATA_DIR": str(self.work / "data"),
-               "TACT_METRICS_PORT": str(self.metrics_port), "TACT_METRICS_HOST": "127.0.0.1",
-               "TACT_REBALANCE_TIMEOUT_S": "3", "TACT_RECOVERY_DELAY_S": "0.2",
-               "TACT_LOG_LEVEL": "warn"}
+        env = {
+            **os.environ,
+            "TACT_BROKER": broker.url,
+            "TACT_BROKER_KIND": "tansu",
+            "TACT_TOPIC_PREFIX": "bench.",
+            "TACT_APP_ID": "tact-bench",
+            "TACT_PARTITIONS": str(PARTITIONS),
+            "TACT_DATA_DIR": str(self.work / "data"),
+            "TACT_METRICS_PORT": str(self.metrics_port),
+            "TACT_METRICS_HOST": "127.0.0.1",
+            "TACT_REBALANCE_TIMEOUT_S": "3",
+            "TACT_RECOVERY_DELAY_S": "0.2",
+            "TACT_LOG_LEVEL": os.environ.get("TACT_LOG_LEVEL", "warn"),
+        }
         log = open(self.work / "worker.log", "wb")  # noqa: SIM115
-        return subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def engine_rate(self, worker: subprocess.Popen[bytes], total: int) -> float:
-        """Records made durable per second, from the first durable run to the last."""
-        first: tuple[float, float] | None = None
+        """Records made durable per second, from the worker owning its partitions to the last
+        record durable (so table recovery and the group join of an empty worker count too).
+        Polled 4 times a second: every scrape of /metrics costs the worker time."""
+        ready_at: float | None = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker stopped; see {self.work / 'worker.log'}")
-            done, at = self.metric("tact_input_records_total"), time.monotonic()
-            if done > 0 and first is None:
-                first = (done, at)
-            if done >= total and first is not None:
-                return (done - first[0]) / max(at - first[1], 1e-6)
-            time.sleep(0.05)
+            metrics = self.metrics()
+            if ready_at is None and metrics.get("tact_assigned_partitions", 0) > 0:
+                ready_at = time.monotonic()
+            if ready_at is not None and metrics.get("tact_input_records_total", 0) >= total:
+                return total / (time.monotonic() - ready_at)
+            time.sleep(0.25)
         raise TimeoutError("the engine did not finish within 10 minutes")
 
-    def metric(self, name: str) -> float:
+    def metrics(self) -> dict[str, float]:
+        """Every sample of the worker's /metrics, summed over labels (empty if unreachable)."""
         try:
             url = f"http://127.0.0.1:{self.metrics_port}/metrics"
             with urllib.request.urlopen(url, timeout=2) as response:
                 text = response.read().decode()
         except OSError:
-            return 0.0
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+            return {}
+        sums: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.split("{")[0].split(" ")[0], float(line.rsplit(" ", 1)[1])
+                sums[name] = sums.get(name, 0.0) + value
+        return sums
 
 
 def now_ms() -> int:
@@ -167,7 +221,8 @@ def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:
         states = {p.customer_id: CustomerState(p.customer_id, p) for p in profiles}  # a fresh day
         for item in work:
             applied = apply_record(states.get(item.customer_id), item, clock, policy)
-            states[item.customer_id] = applied.state
+            if applied.state is not None:
+                states[item.customer_id] = applied.state
             decided += len(applied.decisions)
     return decided / (time.perf_counter() - started)
 
@@ -176,8 +231,10 @@ async def preload(bootstrap: str, encoded: list[Encoded]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(e.topic, e.value, key=e.key, timestamp_ms=e.timestamp_ms)
-                   for e in encoded]
+        futures = [
+            await producer.send(e.topic, e.value, key=e.key, timestamp_ms=e.timestamp_ms)
+            for e in encoded
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -185,8 +242,13 @@ async def preload(bootstrap: str, encoded: list[Encoded]) -> None:
 
 async def pipe_rate(bootstrap: str, sources: list[str], target: str, total: int) -> float:
     """The plain loop: consume, produce each record onward, commit; records/s."""
-    consumer = AIOKafkaConsumer(*sources, bootstrap_servers=bootstrap, group_id="bench-pipe",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        *sources,
+        bootstrap_servers=bootstrap,
+        group_id="bench-pipe",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
     await consumer.start()
     await producer.start()
@@ -207,11 +269,21 @@ async def pipe_rate(bootstrap: str, sources: list[str], target: str, total: int)
         await consumer.stop()
 
 
-async def latency(bootstrap: str, topics: TopicNames, schemas: Schemas, rate: float,
-                  customers: int, seconds: float = 10.0) -> tuple[float, float]:
+async def latency(
+    bootstrap: str,
+    topics: TopicNames,
+    schemas: Schemas,
+    rate: float,
+    customers: int,
+    seconds: float = 10.0,
+) -> tuple[float, float]:
     """Produce service candidates at `rate`/s; time from produce to the outbound record read."""
-    consumer = AIOKafkaConsumer(*topics.outbound.values(), bootstrap_servers=bootstrap,
-                                auto_offset_reset="latest", fetch_max_wait_ms=5)
+    consumer = AIOKafkaConsumer(
+        *topics.outbound.values(),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
     await consumer.start()
     await producer.start()
@@ -234,11 +306,21 @@ async def latency(bootstrap: str, topics: TopicNames, schemas: Schemas, rate: fl
         started = time.perf_counter()
         for i in range(count):
             customer = f"c{i % customers}"
-            record = encode_input({
-                "kind": "candidate", "message_id": f"lat-{i}", "customer_id": customer,
-                "category": "service", "audience": "personal", "channels": list(CHANNELS),
-                "urgency": "immediate", "created_at": iso(now_ms()), "template": "code"},
-                topics, schemas)
+            record = encode_input(
+                {
+                    "kind": "candidate",
+                    "message_id": f"lat-{i}",
+                    "customer_id": customer,
+                    "category": "service",
+                    "audience": "personal",
+                    "channels": list(CHANNELS),
+                    "urgency": "immediate",
+                    "created_at": iso(now_ms()),
+                    "template": "code",
+                },
+                topics,
+                schemas,
+            )
             sent_at[f"lat-{i}"] = time.perf_counter()
             await producer.send(record.topic, record.value, key=record.key)
             ahead = started + (i + 1) / rate - time.perf_counter()

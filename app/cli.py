@@ -40,9 +40,18 @@ def main() -> None:
 @click.option("--app-id", help="Consumer group and table prefix [TACT_APP_ID]")
 @click.option("--topic-prefix", help="Prefix for every topic name [TACT_TOPIC_PREFIX]")
 @click.option("--partitions", type=int, help="Partitions of every Tact topic [TACT_PARTITIONS]")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="RocksDB directory [TACT_DATA_DIR]")
-@click.option("--policy", "policy_path", type=click.Path(path_type=Path), help="Policy TOML [TACT_POLICY_PATH]")
-@click.option("--metrics-port", type=int, help="Prometheus /metrics port, 0 for none [TACT_METRICS_PORT]")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="RocksDB directory [TACT_DATA_DIR]"
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path),
+    help="Policy TOML [TACT_POLICY_PATH]",
+)
+@click.option(
+    "--metrics-port", type=int, help="Prometheus /metrics port, 0 for none [TACT_METRICS_PORT]"
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]))
 def worker(**flags: Any) -> None:
     """Run a worker: consume inputs, decide, publish outbound messages and decisions."""
@@ -54,27 +63,53 @@ def worker(**flags: Any) -> None:
 
 
 @main.command()
-@click.option("--events", "events_path", required=True, type=click.File("r"),
-              help="JSON Lines: {\"kind\": \"profile\"|\"event\"|\"candidate\", ...}")
-@click.option("--policy", "policy_path", type=click.Path(path_type=Path), help="Policy TOML (default: shipped)")
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.File("r"),
+    help='JSON Lines: {"kind": "profile"|"event"|"candidate", ...}',
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path),
+    help="Policy TOML (default: shipped)",
+)
 @click.option("--out", required=True, type=click.File("w"), help="Decisions, as JSON Lines")
 @click.option("--state-out", type=click.Path(path_type=Path), help="Final customer states, as JSON")
 @click.option("--dead-letters", type=click.File("w"), help="Records that could not be used")
-@click.option("--until", help="Advance the clock to this ISO-8601 time at the end (default: last record)")
-def simulate(events_path: Any, policy_path: Path | None, out: Any, state_out: Path | None,
-             dead_letters: Any, until: str | None) -> None:
+@click.option(
+    "--until", help="Advance the clock to this ISO-8601 time at the end (default: last record)"
+)
+def simulate(
+    events_path: Any,
+    policy_path: Path | None,
+    out: Any,
+    state_out: Path | None,
+    dead_letters: Any,
+    until: str | None,
+) -> None:
     """Replay recorded traffic through a policy, offline, with the worker's own decision code."""
     from app.simulate import run
 
     policy = _policy_or_exit(policy_path)
-    result = run(events_path, policy, out, until=until, state_out=state_out,
-                 dead_letters_out=dead_letters or sys.stderr)
+    result = run(
+        events_path,
+        policy,
+        out,
+        until=until,
+        state_out=state_out,
+        dead_letters_out=dead_letters or sys.stderr,
+    )
     counts: dict[str, int] = {}
     for decision in result.decisions:
         counts[decision.outcome.value] = counts.get(decision.outcome.value, 0) + 1
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no decisions"
-    click.echo(f"{len(result.decisions)} decisions ({summary}); "
-               f"{len(result.dead_letters)} dead letters", err=True)
+    click.echo(
+        f"{len(result.decisions)} decisions ({summary}); {len(result.dead_letters)} dead letters",
+        err=True,
+    )
 
 
 @main.group()
@@ -102,7 +137,9 @@ def produce(path: Any, **flags: Any) -> None:
 
     settings = _settings(**flags)
     schemas = Schemas.load(ids=settings.schema_ids)
-    records = [encode_input(json.loads(line), settings.topics, schemas) for line in path if line.strip()]
+    records = [
+        encode_input(json.loads(line), settings.topics, schemas) for line in path if line.strip()
+    ]
 
     async def go() -> int:
         async with Publisher(settings.bootstrap_servers) as publisher:
@@ -126,8 +163,13 @@ def demo(customers: int, candidates: int, keep_running: bool) -> None:
 
 @main.command()
 @click.option("--customers", type=int, default=10_000, show_default=True)
-@click.option("--events", type=int, default=100_000, show_default=True,
-              help="Candidates and events to pre-load (about 4 in 5 are candidates)")
+@click.option(
+    "--events",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Candidates and events to pre-load (about 4 in 5 are candidates)",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on the last line")
 def bench(customers: int, events: int, as_json: bool) -> None:
     """Measure the engine against a raw aiokafka pass-through, on the embedded broker."""

@@ -19,7 +19,11 @@ from app.codecs.records import to_millis
 from app.config import TopicNames
 
 _TIME_FIELDS = {"candidate": ("created_at", "expires_at"), "event": ("occurred_at",)}
-_SCHEMA = {"candidate": "tact.Candidate", "event": "tact.CustomerEvent", "profile": "tact.CustomerProfile"}
+_SCHEMA = {
+    "candidate": "tact.Candidate",
+    "event": "tact.CustomerEvent",
+    "profile": "tact.CustomerProfile",
+}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "candidate": {"priority": None, "dedupe_key": None, "expires_at": None, "payload": {}},
     "event": {"channel": None, "attributes": {}},
@@ -38,7 +42,9 @@ class Encoded:
 def encode_input(obj: Mapping[str, Any], topics: TopicNames, schemas: Schemas) -> Encoded:
     """A JSON Lines input ({"kind": ..., fields}) as the Kafka record upstream would publish."""
     kind = obj["kind"]
-    topic = {"candidate": topics.candidates, "event": topics.events, "profile": topics.profiles}[kind]
+    topic = {"candidate": topics.candidates, "event": topics.events, "profile": topics.profiles}[
+        kind
+    ]
     key = str(obj["customer_id"]).encode()
     if kind == "profile" and obj.get("deleted"):
         return Encoded(topic, key, None, None)
@@ -55,7 +61,9 @@ class Publisher:
 
     def __init__(self, bootstrap_servers: str, linger_ms: int = 5) -> None:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, linger_ms=linger_ms, max_batch_size=512 * 1024,
+            bootstrap_servers=bootstrap_servers,
+            linger_ms=linger_ms,
+            max_batch_size=512 * 1024,
             acks="all",
         )
 
@@ -94,8 +102,10 @@ async def read_all(
 ) -> list[Fetched]:
     """Everything on these topics, reading until nothing new arrives for `idle_s` seconds."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=200,
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=200,
     )
     await consumer.start()
     try:
@@ -119,7 +129,9 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     raise TimeoutError(f"topic {topic} has no partitions")
 
 
-async def _read_until_idle(consumer: AIOKafkaConsumer, idle_s: float, timeout_s: float) -> list[Fetched]:
+async def _read_until_idle(
+    consumer: AIOKafkaConsumer, idle_s: float, timeout_s: float
+) -> list[Fetched]:
     loop = asyncio.get_running_loop()
     out: list[Fetched] = []
     deadline = loop.time() + timeout_s
@@ -127,6 +139,9 @@ async def _read_until_idle(consumer: AIOKafkaConsumer, idle_s: float, timeout_s:
     while loop.time() < deadline and loop.time() - last_new < idle_s:
         batch = await consumer.getmany(timeout_ms=200, max_records=10000)
         for tp, records in batch.items():
-            out.extend(Fetched(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp) for r in records)
+            out.extend(
+                Fetched(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp)
+                for r in records
+            )
             last_new = loop.time()
     return out

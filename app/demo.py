@@ -17,12 +17,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from app.broker import EmbeddedBroker, free_port
+from app.broker import EmbeddedBroker
 from app.client import Publisher, encode_input, read_all
 from app.codecs.avro import Schemas
 from app.codecs.records import iso
 from app.config import TopicNames
-from app.stream.io import ensure_topics
+from app.stream.io import ensure_tact_topics
 
 PARTITIONS = 4
 CHANNELS = ["email", "sms", "push", "call", "messenger"]
@@ -35,40 +35,92 @@ def now_ms() -> int:
 
 def story_profiles() -> list[dict[str, Any]]:
     return [
-        {"kind": "profile", "customer_id": "anna", "timezone": "Europe/Berlin",
-         "consents": {"email": True, "sms": True, "push": True},
-         "reachable": {"email": True, "sms": True, "push": False}},
-        {"kind": "profile", "customer_id": "ben", "timezone": "America/New_York",
-         "consents": {"email": True, "sms": True}, "reachable": {"email": True, "sms": True}},
-        {"kind": "profile", "customer_id": "chen", "timezone": "Asia/Tokyo",
-         "consents": {"email": True}, "reachable": {"email": True}},
+        {
+            "kind": "profile",
+            "customer_id": "anna",
+            "timezone": "Europe/Berlin",
+            "consents": {"email": True, "sms": True, "push": True},
+            "reachable": {"email": True, "sms": True, "push": False},
+        },
+        {
+            "kind": "profile",
+            "customer_id": "ben",
+            "timezone": "America/New_York",
+            "consents": {"email": True, "sms": True},
+            "reachable": {"email": True, "sms": True},
+        },
+        {
+            "kind": "profile",
+            "customer_id": "chen",
+            "timezone": "Asia/Tokyo",
+            "consents": {"email": True},
+            "reachable": {"email": True},
+        },
     ]
 
 
 def story(start: int) -> list[dict[str, Any]]:
     """A few moments worth explaining, then the engine is left to the crowd."""
+
     def candidate(message_id: str, customer: str, at: int, **fields: Any) -> dict[str, Any]:
-        base = {"kind": "candidate", "message_id": message_id, "customer_id": customer,
-                "category": "promo", "audience": "mass", "channels": ["push", "email"],
-                "urgency": "normal", "created_at": iso(at), "template": message_id}
+        base = {
+            "kind": "candidate",
+            "message_id": message_id,
+            "customer_id": customer,
+            "category": "promo",
+            "audience": "mass",
+            "channels": ["push", "email"],
+            "urgency": "normal",
+            "created_at": iso(at),
+            "template": message_id,
+        }
         return {**base, **fields}
 
     return [
-        {"kind": "event", "event_id": "anna-1", "customer_id": "anna", "type": "application_submitted",
-         "occurred_at": iso(start - 120_000), "channel": None},
-        candidate("anna-sms-confirmation", "anna", start, category="service", audience="personal",
-                  channels=["sms"], urgency="immediate"),
-        candidate("anna-what-next", "anna", start + 1000, category="transactional",
-                  audience="personal", channels=["email"]),
+        {
+            "kind": "event",
+            "event_id": "anna-1",
+            "customer_id": "anna",
+            "type": "application_submitted",
+            "occurred_at": iso(start - 120_000),
+            "channel": None,
+        },
+        candidate(
+            "anna-sms-confirmation",
+            "anna",
+            start,
+            category="service",
+            audience="personal",
+            channels=["sms"],
+            urgency="immediate",
+        ),
+        candidate(
+            "anna-what-next",
+            "anna",
+            start + 1000,
+            category="transactional",
+            audience="personal",
+            channels=["email"],
+        ),
         candidate("anna-offer-1", "anna", start + 2000, dedupe_key="mortgage-offer"),
         candidate("anna-offer-1-retry", "anna", start + 3000, dedupe_key="mortgage-offer"),
         candidate("anna-offer-2", "anna", start + 4000),
         candidate("anna-offer-3", "anna", start + 5000),
-        {"kind": "event", "event_id": "ben-1", "customer_id": "ben", "type": "unsubscribed",
-         "occurred_at": iso(start + 5500), "channel": "email"},
+        {
+            "kind": "event",
+            "event_id": "ben-1",
+            "customer_id": "ben",
+            "type": "unsubscribed",
+            "occurred_at": iso(start + 5500),
+            "channel": "email",
+        },
         candidate("ben-newsletter", "ben", start + 6000, channels=["email"]),
-        candidate("ben-reminder", "ben", start + 6500, channels=["email", "sms"], urgency="immediate"),
-        candidate("chen-statement", "chen", start + 7000, category="transactional", channels=["email"]),
+        candidate(
+            "ben-reminder", "ben", start + 6500, channels=["email", "sms"], urgency="immediate"
+        ),
+        candidate(
+            "chen-statement", "chen", start + 7000, category="transactional", channels=["email"]
+        ),
         candidate("ghost-offer", "ghost", start + 8000),
     ]
 
@@ -77,16 +129,29 @@ def crowd(rng: random.Random, customers: int, count: int, start: int) -> list[di
     records: list[dict[str, Any]] = []
     for i in range(customers):
         consented = rng.sample(CHANNELS, rng.randint(1, 4))
-        records.append({"kind": "profile", "customer_id": f"c{i}", "timezone": rng.choice(ZONES),
-                        "consents": {c: True for c in consented},
-                        "reachable": {c: True for c in consented}})
+        records.append(
+            {
+                "kind": "profile",
+                "customer_id": f"c{i}",
+                "timezone": rng.choice(ZONES),
+                "consents": {c: True for c in consented},
+                "reachable": {c: True for c in consented},
+            }
+        )
     for i in range(count):
-        records.append({
-            "kind": "candidate", "message_id": f"crowd-{i}", "customer_id": f"c{rng.randrange(customers)}",
-            "category": rng.choices(["service", "transactional", "promo"], [1, 1, 4])[0],
-            "audience": rng.choice(["personal", "mass"]), "channels": rng.sample(CHANNELS, 2),
-            "urgency": rng.choice(["immediate", "normal", "low"]),
-            "created_at": iso(start + i), "template": "offer"})
+        records.append(
+            {
+                "kind": "candidate",
+                "message_id": f"crowd-{i}",
+                "customer_id": f"c{rng.randrange(customers)}",
+                "category": rng.choices(["service", "transactional", "promo"], [1, 1, 4])[0],
+                "audience": rng.choice(["personal", "mass"]),
+                "channels": rng.sample(CHANNELS, 2),
+                "urgency": rng.choice(["immediate", "normal", "low"]),
+                "created_at": iso(start + i),
+                "template": "offer",
+            }
+        )
     return records
 
 
@@ -102,9 +167,10 @@ class Demo:
 
     def run(self, keep_running: bool) -> None:
         with EmbeddedBroker(log_path=self.work / "broker.log") as broker:
-            self.console.print(f"[bold]broker[/]  Tansu (Kafka protocol, in memory) on {broker.bootstrap}")
-            asyncio.run(ensure_topics(broker.bootstrap, [*self.topics.inputs, *self.topics.outputs],
-                                      PARTITIONS, compacted=[self.topics.profiles]))
+            self.console.print(
+                f"[bold]broker[/]  Tansu (Kafka protocol, in memory) on {broker.bootstrap}"
+            )
+            asyncio.run(ensure_tact_topics(broker.bootstrap, self.topics, PARTITIONS))
             worker = self.start_worker(broker)
             try:
                 self.feed_and_report(broker, worker)
@@ -118,15 +184,25 @@ class Demo:
                 worker.wait(timeout=30)
 
     def start_worker(self, broker: EmbeddedBroker) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "TACT_BROKER": broker.url, "TACT_BROKER_KIND": "tansu",
-               "TACT_PARTITIONS": str(PARTITIONS), "TACT_DATA_DIR": str(self.work / "data"),
-               "TACT_METRICS_PORT": str(self.metrics_port), "TACT_REBALANCE_TIMEOUT_S": "3",
-               "TACT_RECOVERY_DELAY_S": "0.2", "TACT_LOG_LEVEL": "warn"}
+        env = {
+            **os.environ,
+            "TACT_BROKER": broker.url,
+            "TACT_BROKER_KIND": "tansu",
+            "TACT_PARTITIONS": str(PARTITIONS),
+            "TACT_DATA_DIR": str(self.work / "data"),
+            "TACT_METRICS_PORT": str(self.metrics_port),
+            "TACT_REBALANCE_TIMEOUT_S": "3",
+            "TACT_RECOVERY_DELAY_S": "0.2",
+            "TACT_LOG_LEVEL": "warn",
+        }
         log = open(self.work / "worker.log", "wb")  # noqa: SIM115
-        self.console.print(f"[bold]worker[/]  python -m app worker  (log: {self.work / 'worker.log'})")
+        self.console.print(
+            f"[bold]worker[/]  python -m app worker  (log: {self.work / 'worker.log'})"
+        )
         self.console.print(f"[bold]metrics[/] http://127.0.0.1:{self.metrics_port}/metrics")
-        return subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def feed_and_report(self, broker: EmbeddedBroker, worker: subprocess.Popen[bytes]) -> None:
         start = now_ms()
@@ -134,7 +210,9 @@ class Demo:
         crowd_records = crowd(rng, self.customers, self.candidates, start)
         profiles = story_profiles() + [r for r in crowd_records if r["kind"] == "profile"]
         self.publish(broker, profiles)
-        self.wait_for(worker, "tact_input_records_total", len(profiles), "the worker to read the profiles")
+        self.wait_for(
+            worker, "tact_input_records_total", len(profiles), "the worker to read the profiles"
+        )
         self.publish(broker, story(start))
         self.publish(broker, [r for r in crowd_records if r["kind"] == "candidate"])
         asyncio.run(self.publish_corrupt(broker))
@@ -148,6 +226,7 @@ class Demo:
         async def go() -> None:
             async with Publisher(broker.bootstrap) as publisher:
                 await publisher.publish(encoded)
+
         asyncio.run(go())
 
     async def publish_corrupt(self, broker: EmbeddedBroker) -> None:
@@ -172,14 +251,21 @@ class Demo:
                 text = response.read().decode()
         except OSError:
             return 0.0
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name))
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
+        )
 
     def report(self, broker: EmbeddedBroker) -> None:
         t = self.topics
         records = asyncio.run(read_all(broker.bootstrap, [t.decisions, t.dead_letters], idle_s=1.0))
-        decisions = [self.schemas["tact.Decision"].decode(r.value) for r in records if r.topic == t.decisions]
-        letters = [self.schemas["tact.DeadLetter"].decode(r.value) for r in records if r.topic == t.dead_letters]
+        decisions = [
+            self.schemas["tact.Decision"].decode(r.value) for r in records if r.topic == t.decisions
+        ]
+        letters = [
+            self.schemas["tact.DeadLetter"].decode(r.value)
+            for r in records
+            if r.topic == t.dead_letters
+        ]
         table = Table(title="The story: every candidate gets one decision, with its reasons")
         for column in ("message", "customer", "outcome", "channel", "reasons"):
             table.add_column(column)
@@ -188,12 +274,20 @@ class Demo:
                 reasons = ", ".join(d["reasons"])
                 if d["release_at"]:
                     reasons += f" (until {iso(d['release_at'])[:16]}Z)"
-                table.add_row(d["message_id"], d["customer_id"], d["outcome"], d["channel"] or "",
-                              reasons)
+                table.add_row(
+                    d["message_id"], d["customer_id"], d["outcome"], d["channel"] or "", reasons
+                )
         self.console.print(table)
         for letter in letters:
-            self.console.print(f"[red]dead letter[/] {letter['source_topic']}@{letter['source_offset']}: "
-                               f"{letter['error']}")
-        crowd_outcomes = Counter(d["outcome"] for d in decisions if d["message_id"].startswith("crowd-"))
+            self.console.print(
+                f"[red]dead letter[/] {letter['source_topic']}@{letter['source_offset']}: "
+                f"{letter['error']}"
+            )
+        crowd_outcomes = Counter(
+            d["outcome"] for d in decisions if d["message_id"].startswith("crowd-")
+        )
         summary = ", ".join(f"{n} {o}" for o, n in crowd_outcomes.most_common())
-        self.console.print(f"[bold]crowd[/]   {self.candidates} candidates for {self.customers} customers: {summary}")
+        self.console.print(
+            f"[bold]crowd[/]   {self.candidates} candidates for {self.customers} customers: "
+            f"{summary}"
+        )

@@ -1,4 +1,4 @@
-"""Prometheus metrics, registered on a registry the caller owns (one per app; tests make their own)."""
+"""Prometheus metrics, on a registry the caller owns (one per app; tests make their own)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.records_in = Counter(
-            "tact_input_records", "Input records decided and made durable, by topic", ["topic"],
+            "tact_input_records",
+            "Input records decided and made durable, by topic",
+            ["topic"],
             registry=r,
         )
         self.decisions = Counter(
@@ -25,7 +27,9 @@ class Metrics:
             "tact_outbound_messages", "Messages handed to channel gateways", ["channel"], registry=r
         )
         self.dead_letters = Counter(
-            "tact_dead_letters", "Input records sent to the dead-letter topic", ["topic", "kind"],
+            "tact_dead_letters",
+            "Input records sent to the dead-letter topic",
+            ["topic", "kind"],
             registry=r,
         )
         self.decide_seconds = Histogram(
@@ -50,8 +54,10 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
         self.deferred_backlog = Gauge(
-            "tact_deferred_backlog", "Candidates held (quiet hours, arbitration) right now",
-            ["partition"], registry=r,
+            "tact_deferred_backlog",
+            "Candidates held (quiet hours, arbitration) right now",
+            ["partition"],
+            registry=r,
         )
         self.released = Counter(
             "tact_released_candidates", "Held candidates decided when their time came", registry=r

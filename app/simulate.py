@@ -42,7 +42,7 @@ class Replay:
 def parse_record(obj: Any) -> Input:
     """One JSON Lines object: {"kind": "profile" | "event" | "candidate", ...fields}."""
     if not isinstance(obj, dict):
-        raise RecordError("each line must be a JSON object with a \"kind\"")
+        raise RecordError('each line must be a JSON object with a "kind"')
     kind = obj.get("kind")
     if kind == "candidate":
         return candidate_from_dict(obj)
@@ -129,12 +129,17 @@ def state_as_json(state: CustomerState) -> dict[str, Any]:
     """A customer's state as plain JSON values, for inspection and for comparing replays."""
     raw = asdict(state)
     raw["opted_out_categories"] = sorted(state.opted_out_categories)
-    return json.loads(json.dumps(raw, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(raw, default=str))
+    return plain
 
 
 def run(
-    events: TextIO, policy: Policy, out: TextIO, until: str | None = None,
-    state_out: Path | None = None, dead_letters_out: TextIO | None = None,
+    events: TextIO,
+    policy: Policy,
+    out: TextIO,
+    until: str | None = None,
+    state_out: Path | None = None,
+    dead_letters_out: TextIO | None = None,
 ) -> Replay:
     until_ms = to_millis(until, "--until") if until else None
     result = replay(read_records(events), policy, until_ms)

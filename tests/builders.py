@@ -27,8 +27,9 @@ def at(hours: float = 0) -> int:
     return T0 + int(hours * HOUR)
 
 
-def profile(customer_id: str = "c1", timezone: str = "UTC", channels: tuple[str, ...] = ALL,
-            **changes: Any) -> CustomerProfile:
+def profile(
+    customer_id: str = "c1", timezone: str = "UTC", channels: tuple[str, ...] = ALL, **changes: Any
+) -> CustomerProfile:
     made = CustomerProfile(
         customer_id, timezone, {c: True for c in channels}, {c: True for c in channels}
     )

@@ -49,7 +49,9 @@ class AvroCodec:
             )
         schema_id = HEADER.unpack_from(data)[1]
         if schema_id != self.schema_id:
-            raise WireError(f"schema id {schema_id} is not {self.name} (expected id {self.schema_id})")
+            raise WireError(
+                f"schema id {schema_id} is not {self.name} (expected id {self.schema_id})"
+            )
         body = io.BytesIO(data)
         body.seek(HEADER.size)
         try:

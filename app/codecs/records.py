@@ -14,8 +14,8 @@ from app.policy.model import (
     CustomerEvent,
     CustomerProfile,
     Decision,
-    Outcome,
     OutboundMessage,
+    Outcome,
     Urgency,
 )
 
@@ -128,7 +128,9 @@ def outbound_from_dict(d: Mapping[str, Any]) -> OutboundMessage:
         category=Category(d["category"]),
         sent_at=_millis(d, "sent_at"),
         policy_version=d["policy_version"],
-        context=tuple(ContextItem(c["type"], _millis(c, "at"), c.get("channel")) for c in d["context"]),
+        context=tuple(
+            ContextItem(c["type"], _millis(c, "at"), c.get("channel")) for c in d["context"]
+        ),
         context_summary=d["context_summary"],
     )
 
@@ -174,6 +176,8 @@ def _aware_millis(moment: datetime, field: str) -> int:
 
 def iso(at_ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC text, as the JSON Lines files write it."""
-    return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(at_ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )

@@ -32,12 +32,16 @@ class StateError(ValueError):
 
 def encode_state(state: CustomerState) -> bytes:
     profile = state.profile
-    return msgpack.packb(
+    encoded: bytes = msgpack.packb(
         [
             VERSION,
             state.customer_id,
-            None if profile is None else [
-                profile.timezone, dict(profile.consents), dict(profile.reachable),
+            None
+            if profile is None
+            else [
+                profile.timezone,
+                dict(profile.consents),
+                dict(profile.reachable),
                 profile.preferred_channel,
             ],
             sorted(state.opted_out_categories),
@@ -45,9 +49,13 @@ def encode_state(state: CustomerState) -> bytes:
             dict(state.decided),
             {k: [e.accepted_at, e.message_id] for k, e in state.dedupe.items()},
             [[_candidate(p.candidate), p.release_at, p.reason] for p in state.pending],
-            [[e.event_id, e.type, e.occurred_at, e.channel, dict(e.attributes)] for e in state.recent],
+            [
+                [e.event_id, e.type, e.occurred_at, e.channel, dict(e.attributes)]
+                for e in state.recent
+            ],
         ]
     )
+    return encoded
 
 
 def decode_state(data: bytes) -> CustomerState:
@@ -75,13 +83,34 @@ def decode_state(data: bytes) -> CustomerState:
 
 def _candidate(c: Candidate) -> list[Any]:
     return [
-        c.message_id, c.category.value, c.audience.value, list(c.channels), c.urgency.value,
-        c.created_at, c.template, c.priority, c.dedupe_key, c.expires_at, dict(c.payload),
+        c.message_id,
+        c.category.value,
+        c.audience.value,
+        list(c.channels),
+        c.urgency.value,
+        c.created_at,
+        c.template,
+        c.priority,
+        c.dedupe_key,
+        c.expires_at,
+        dict(c.payload),
     ]
 
 
 def _candidate_back(customer_id: str, f: list[Any]) -> Candidate:
-    message_id, category, audience, channels, urgency, created_at, template, priority, key, expires, payload = f
+    (
+        message_id,
+        category,
+        audience,
+        channels,
+        urgency,
+        created_at,
+        template,
+        priority,
+        key,
+        expires,
+        payload,
+    ) = f
     return Candidate(
         message_id=message_id,
         customer_id=customer_id,

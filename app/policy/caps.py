@@ -20,18 +20,25 @@ def is_capped(category: Category, policy: Policy) -> bool:
 
 
 def exceeded_caps(
-    sends: Iterable[Send], at: int, channel: str, category: Category, tz: str, policy: Policy,
+    sends: Iterable[Send],
+    at: int,
+    channel: str,
+    category: Category,
+    tz: str,
+    policy: Policy,
     per_channel: bool,
 ) -> list[str]:
     """Names of the caps a send at `at` would break; only per-channel caps, or only the others."""
     if not is_capped(category, policy):
         return []
+    caps = [c for c in policy.caps if c.per_channel == per_channel and c.counts(channel, category)]
+    if not caps:
+        return []
     counted = [s for s in sends if policy.categories[s.category].counts_toward_caps]
     return [
         cap.name
-        for cap in policy.caps
-        if cap.per_channel == per_channel
-        and cap.counts(channel, category)
+        for cap in caps
+        if len(counted) >= cap.limit  # fewer sends than the limit cannot fill any window
         and _would_exceed(cap, [s.at for s in counted if cap.counts(s.channel, s.category)], at, tz)
     ]
 

@@ -22,12 +22,13 @@ from app.policy.model import (
     CustomerState,
     Decision,
     DedupeEntry,
-    Outcome,
     OutboundMessage,
+    Outcome,
     Pending,
     Send,
     Step,
     Urgency,
+    evolve,
 )
 from app.policy.priority import rank
 from app.policy.quiet_hours import held_until
@@ -67,7 +68,8 @@ def decide(state: CustomerState, candidate: Candidate, now: int, policy: Policy)
         return released
     state = forget_old(released.state, now, policy)
     verdict = evaluate(state, candidate, now, policy)
-    return _chain(released, settle(state, candidate, verdict, policy))
+    settled = settle(state, candidate, verdict, policy)
+    return _chain(released, settled) if released.decisions else settled
 
 
 def on_event(state: CustomerState, event: CustomerEvent, now: int, policy: Policy) -> Step:
@@ -77,11 +79,26 @@ def on_event(state: CustomerState, event: CustomerEvent, now: int, policy: Polic
 
 
 def on_profile(state: CustomerState, profile: CustomerProfile) -> CustomerState:
-    return replace(state, profile=profile)
+    return evolve(state, profile=profile)
+
+
+def forget(state: CustomerState, now: int, policy: Policy) -> tuple[Decision, ...]:
+    """The customer is deleted: every candidate still held gets its final decision, cancelled."""
+    return tuple(
+        settle(
+            state,
+            held.candidate,
+            Verdict(Outcome.CANCELLED, now, reasons=("customer_deleted",)),
+            policy,
+        ).decisions[0]
+        for held in state.pending
+    )
 
 
 def release_due(state: CustomerState, now: int, policy: Policy) -> Step:
     """Decide every held candidate whose time has come, best first among equals."""
+    if not state.pending:
+        return Step(state)
     due = sorted(
         (p for p in state.pending if p.due_at <= now),
         key=lambda p: (p.due_at, rank(p.candidate, policy)),
@@ -144,14 +161,16 @@ def settle(state: CustomerState, candidate: Candidate, verdict: Verdict, policy:
         category=candidate.category,
         release_at=verdict.release_at,
     )
-    state = replace(state, decided={**state.decided, candidate.message_id: verdict.at})
+    state = evolve(state, decided={**state.decided, candidate.message_id: verdict.at})
     if verdict.outcome is Outcome.DEFERRED:
         return Step(_hold_candidate(state, candidate, verdict), (decision,))
     state = _release_claim(state, candidate)
     if verdict.outcome is not Outcome.SENT or verdict.channel is None:
         return Step(state, (decision,))
     state = _record_send(state, candidate, verdict.channel, verdict.at)
-    return Step(state, (decision,), (_outbound(state, candidate, verdict.channel, verdict.at, policy),))
+    return Step(
+        state, (decision,), (_outbound(state, candidate, verdict.channel, verdict.at, policy),)
+    )
 
 
 def _eligible_channels(
@@ -181,7 +200,9 @@ def _hold(
         return None
     if len(state.pending) >= policy.max_pending_per_customer:
         return Verdict(Outcome.SUPPRESSED, at, reasons=("pending_limit",))
-    return Verdict(Outcome.DEFERRED, at, reasons=(reason,), release_at=release_at, hold_reason=reason)
+    return Verdict(
+        Outcome.DEFERRED, at, reasons=(reason,), release_at=release_at, hold_reason=reason
+    )
 
 
 def _arbitrates(candidate: Candidate, policy: Policy) -> bool:
@@ -194,7 +215,9 @@ def _arbitrates(candidate: Candidate, policy: Policy) -> bool:
 
 def _arbitration_release(state: CustomerState, at: int, policy: Policy) -> int:
     """Join the customer's open arbitration round, or open one: rivals are then ranked together."""
-    open_rounds = [p.release_at for p in state.pending if p.reason == "arbitration" and p.release_at > at]
+    open_rounds = [
+        p.release_at for p in state.pending if p.reason == "arbitration" and p.release_at > at
+    ]
     return min(open_rounds, default=at + policy.arbitration_window_ms)
 
 
@@ -222,17 +245,19 @@ def _choose_within_caps(
 def _hold_candidate(state: CustomerState, candidate: Candidate, verdict: Verdict) -> CustomerState:
     assert verdict.release_at is not None
     held = Pending(candidate, verdict.release_at, verdict.hold_reason)
-    return _claim(replace(state, pending=(*state.pending, held)), candidate, verdict.at)
+    return _claim(evolve(state, pending=(*state.pending, held)), candidate, verdict.at)
 
 
-def _record_send(state: CustomerState, candidate: Candidate, channel: str, at: int) -> CustomerState:
+def _record_send(
+    state: CustomerState, candidate: Candidate, channel: str, at: int
+) -> CustomerState:
     send = Send(at, channel, candidate.category)
     sends = state.sends
     if sends and sends[-1].at > at:
         sends = tuple(sorted((*sends, send), key=lambda s: s.at))
     else:
         sends = (*sends, send)
-    return _claim(replace(state, sends=sends), candidate, at)
+    return _claim(evolve(state, sends=sends), candidate, at)
 
 
 def _claim(state: CustomerState, candidate: Candidate, at: int) -> CustomerState:
@@ -240,7 +265,7 @@ def _claim(state: CustomerState, candidate: Candidate, at: int) -> CustomerState
     key = candidate.dedupe_key
     if not key:
         return state
-    return replace(state, dedupe={**state.dedupe, key: DedupeEntry(at, candidate.message_id)})
+    return evolve(state, dedupe={**state.dedupe, key: DedupeEntry(at, candidate.message_id)})
 
 
 def _release_claim(state: CustomerState, candidate: Candidate) -> CustomerState:
@@ -249,13 +274,15 @@ def _release_claim(state: CustomerState, candidate: Candidate) -> CustomerState:
     entry = state.dedupe.get(key) if key else None
     if entry is None or entry.message_id != candidate.message_id:
         return state
-    return replace(state, dedupe={k: e for k, e in state.dedupe.items() if k != key})
+    return evolve(state, dedupe={k: e for k, e in state.dedupe.items() if k != key})
 
 
 def _without_pending(state: CustomerState, message_id: str) -> CustomerState:
     if not any(p.candidate.message_id == message_id for p in state.pending):
         return state
-    return replace(state, pending=tuple(p for p in state.pending if p.candidate.message_id != message_id))
+    return evolve(
+        state, pending=tuple(p for p in state.pending if p.candidate.message_id != message_id)
+    )
 
 
 def _hold_reason(logged: Decision) -> str:
@@ -263,9 +290,7 @@ def _hold_reason(logged: Decision) -> str:
 
 
 def _chain(first: Step, second: Step) -> Step:
-    return Step(
-        second.state, first.decisions + second.decisions, first.outbound + second.outbound
-    )
+    return Step(second.state, first.decisions + second.decisions, first.outbound + second.outbound)
 
 
 def _outbound(
@@ -312,7 +337,7 @@ def _record_event(state: CustomerState, event: CustomerEvent, policy: Policy) ->
     if any(e.event_id == event.event_id for e in state.recent):
         return state
     recent = tuple(sorted((*state.recent, event), key=lambda e: e.occurred_at))
-    state = replace(state, recent=recent[-policy.context_events :] if policy.context_events else ())
+    state = evolve(state, recent=recent[-policy.context_events :] if policy.context_events else ())
     return _apply_consent_event(state, event)
 
 
@@ -322,9 +347,13 @@ def _apply_consent_event(state: CustomerState, event: CustomerEvent) -> Customer
     subscribe = event.type == RESUBSCRIBED
     category = event.attributes.get("category")
     if category:
-        opted_out = state.opted_out_categories - {category} if subscribe else state.opted_out_categories | {category}
-        return replace(state, opted_out_categories=frozenset(opted_out))
+        opted_out = (
+            state.opted_out_categories - {category}
+            if subscribe
+            else state.opted_out_categories | {category}
+        )
+        return evolve(state, opted_out_categories=frozenset(opted_out))
     if event.channel and state.profile is not None:
         consents = {**state.profile.consents, event.channel: subscribe}
-        return replace(state, profile=replace(state.profile, consents=consents))
+        return evolve(state, profile=replace(state.profile, consents=consents))
     return state

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from app.policy.model import Candidate, CustomerState
+from app.policy.model import Candidate, CustomerState, evolve
 from app.policy.rules import Policy
 
 
@@ -32,7 +30,7 @@ def forget_old(state: CustomerState, now: int, policy: Policy) -> CustomerState:
     stale_keys = any(e.accepted_at < dedupe_horizon for e in state.dedupe.values())
     if not (stale_sends or stale_decided or stale_keys):
         return state
-    return replace(
+    return evolve(
         state,
         sends=tuple(s for s in state.sends if s.at >= send_horizon),
         decided={m: at for m, at in state.decided.items() if at >= dedupe_horizon},

@@ -22,7 +22,9 @@ def describe_policy(policy: Policy) -> str:
     quiet = policy.quiet_hours
     if quiet:
         urgencies = ", ".join(sorted(u.value for u in quiet.urgencies))
-        lines.append(f"  quiet hours: {_clock(quiet.start_s)}-{_clock(quiet.end_s)} local, for {urgencies}")
+        lines.append(
+            f"  quiet hours: {_clock(quiet.start_s)}-{_clock(quiet.end_s)} local, for {urgencies}"
+        )
     else:
         lines.append("  quiet hours: none")
     lines.append(f"  arbitration window: {_duration(policy.arbitration_window_ms)}")
@@ -31,10 +33,16 @@ def describe_policy(policy: Policy) -> str:
         counted = "counted" if rule.counts_toward_caps else "not counted"
         lines.append(f"  {category.value}: {caps}, {counted}")
     for cap in policy.caps:
-        span = _duration(cap.window_ms) + " rolling" if cap.window_ms else f"per calendar {cap.calendar}"
+        span = (
+            _duration(cap.window_ms) + " rolling"
+            if cap.window_ms
+            else f"per calendar {cap.calendar}"
+        )
         scope = ", ".join(sorted(cap.channels)) or "all channels"
         categories = ", ".join(sorted(c.value for c in cap.categories)) or "all categories"
         lines.append(f"  cap {cap.name}: {cap.limit} {span}; {scope}; {categories}")
-    order = " > ".join(c.value for c, _ in sorted(policy.category_rank.items(), key=lambda kv: kv[1]))
+    order = " > ".join(
+        c.value for c, _ in sorted(policy.category_rank.items(), key=lambda kv: kv[1])
+    )
     lines.append(f"  priority: {order}")
     return "\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.policy.decide import decide, decision_time, on_event, on_profile, release_due
+from app.policy.decide import decide, decision_time, forget, on_event, on_profile, release_due
 from app.policy.model import (
     Candidate,
     CustomerEvent,
@@ -47,7 +47,7 @@ def apply_record(state: CustomerState | None, record: Input, clock: int, policy:
     """Apply one record at wall-clock (or simulated) time `clock`."""
     current = state or CustomerState(record.customer_id)
     if isinstance(record, ProfileDeleted):
-        return Applied(None)
+        return Applied(None, forget(current, clock, policy))
     if isinstance(record, CustomerProfile):
         problem = profile_problem(record)
         return Applied(state, problem=problem) if problem else Applied(on_profile(current, record))

@@ -30,7 +30,7 @@ def seconds_into_day(at_ms: int, tz: str) -> int:
 
 
 def next_local_clock(at_ms: int, tz: str, seconds: int) -> int:
-    """The first moment strictly after `at_ms` when the local clock shows `seconds` past midnight."""
+    """The first moment after `at_ms` when the local clock shows `seconds` past midnight."""
     today = local(at_ms, tz).date()
     for day in (today, today + timedelta(days=1), today + timedelta(days=2)):
         candidate = _at_local(day, seconds, tz)

@@ -73,13 +73,18 @@ class Policy:
     max_pending_per_customer: int
     context_events: int
 
-    @property
-    def history_ms(self) -> int:
-        """How far back sends must be remembered for every cap to be checked."""
-        calendar_span = {"day": 2 * DAY, "week": 8 * DAY, "month": 32 * DAY}
-        spans = [cap.window_ms or calendar_span[cap.calendar or "day"] for cap in self.caps]
-        # A send can sit up to a window after another one (out-of-order times), so keep two.
-        return 2 * max(spans, default=0)
+    history_ms: int = 0  # set from the caps in __post_init__
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "history_ms", history_for(self.caps))
+
+
+def history_for(caps: tuple[CapRule, ...]) -> int:
+    """How far back sends must be remembered for every cap to be checked."""
+    calendar_span = {"day": 2 * DAY, "week": 8 * DAY, "month": 32 * DAY}
+    spans = [cap.window_ms or calendar_span[cap.calendar or "day"] for cap in caps]
+    # A send can sit up to a window after another one (out-of-order times), so keep two.
+    return 2 * max(spans, default=0)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -134,13 +139,13 @@ class _Reader:
     def duration(self, value: Any, path: str) -> int:
         match = _DURATION.match(value) if isinstance(value, str) else None
         if not match:
-            raise self.fail(path, f"{value!r} is not a duration (write e.g. \"90s\", \"24h\", \"7d\")")
+            raise self.fail(path, f'{value!r} is not a duration (write e.g. "90s", "24h", "7d")')
         return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
     def clock(self, value: Any, path: str) -> int:
         match = _CLOCK.match(value) if isinstance(value, str) else None
         if not match:
-            raise self.fail(path, f"{value!r} is not a time of day (write e.g. \"21:00\")")
+            raise self.fail(path, f'{value!r} is not a time of day (write e.g. "21:00")')
         hours, minutes, seconds = (int(g or 0) for g in match.groups())
         return hours * 3600 + minutes * 60 + seconds
 
@@ -171,12 +176,23 @@ class _Reader:
         return names
 
     def policy(self, doc: Mapping[str, Any]) -> Policy:
-        top = ("version", "dedupe", "quiet_hours", "arbitration", "priority", "channels",
-               "categories", "caps", "limits")
+        top = (
+            "version",
+            "dedupe",
+            "quiet_hours",
+            "arbitration",
+            "priority",
+            "channels",
+            "categories",
+            "caps",
+            "limits",
+        )
         self.table(doc, "", top)
         version = doc.get("version")
         if not isinstance(version, str) or not version:
-            raise self.fail("version", "missing: every policy names its version, e.g. version = \"2026-11-a\"")
+            raise self.fail(
+                "version", 'missing: every policy names its version, e.g. version = "2026-11-a"'
+            )
         dedupe = self.table(doc, "dedupe", ("window",))
         arbitration = self.table(doc, "arbitration", ("window",))
         priority = self.table(doc, "priority", ("categories", "audiences"))
@@ -188,16 +204,26 @@ class _Reader:
             version=version,
             dedupe_window_ms=self.duration(dedupe.get("window", "7d"), "dedupe.window"),
             quiet_hours=self.quiet_hours(doc),
-            arbitration_window_ms=self.duration(arbitration.get("window", "0s"), "arbitration.window"),
+            arbitration_window_ms=self.duration(
+                arbitration.get("window", "0s"), "arbitration.window"
+            ),
             category_rank={
                 Category(n): i
-                for i, n in enumerate(self.ranking(priority.get("categories", list(categories)),
-                                                   "priority.categories", categories))
+                for i, n in enumerate(
+                    self.ranking(
+                        priority.get("categories", list(categories)),
+                        "priority.categories",
+                        categories,
+                    )
+                )
             },
             audience_rank={
                 Audience(n): i
-                for i, n in enumerate(self.ranking(priority.get("audiences", list(audiences)),
-                                                   "priority.audiences", audiences))
+                for i, n in enumerate(
+                    self.ranking(
+                        priority.get("audiences", list(audiences)), "priority.audiences", audiences
+                    )
+                )
             },
             categories=self.category_rules(doc),
             caps=self.caps(doc.get("caps", [])),
@@ -218,13 +244,16 @@ class _Reader:
         table = self.table(doc, "quiet_hours", ("start", "end", "urgencies"))
         for key in ("start", "end"):
             if key not in table:
-                raise self.fail(f"quiet_hours.{key}", "missing (write e.g. start = \"21:00\")")
+                raise self.fail(f"quiet_hours.{key}", 'missing (write e.g. start = "21:00")')
         start = self.clock(table["start"], "quiet_hours.start")
         end = self.clock(table["end"], "quiet_hours.end")
         if start == end:
             raise self.fail("quiet_hours.end", "equals start; remove [quiet_hours] to disable them")
-        urgencies = self.choices(table.get("urgencies", ["normal", "low"]), "quiet_hours.urgencies",
-                                 tuple(u.value for u in Urgency))
+        urgencies = self.choices(
+            table.get("urgencies", ["normal", "low"]),
+            "quiet_hours.urgencies",
+            tuple(u.value for u in Urgency),
+        )
         return QuietHours(start, end, frozenset(Urgency(u) for u in urgencies))
 
     def category_rules(self, doc: Mapping[str, Any]) -> dict[Category, CategoryRule]:
@@ -236,12 +265,15 @@ class _Reader:
             path = f"categories.{category.value}"
             table = self.table(tables, path, keys)
             rules[category] = CategoryRule(
-                bypass_caps=self.boolean(table.get("bypass_caps", defaults[category]),
-                                         f"{path}.bypass_caps"),
-                counts_toward_caps=self.boolean(table.get("counts_toward_caps", True),
-                                                f"{path}.counts_toward_caps"),
-                requires_consent=self.boolean(table.get("requires_consent", True),
-                                              f"{path}.requires_consent"),
+                bypass_caps=self.boolean(
+                    table.get("bypass_caps", defaults[category]), f"{path}.bypass_caps"
+                ),
+                counts_toward_caps=self.boolean(
+                    table.get("counts_toward_caps", True), f"{path}.counts_toward_caps"
+                ),
+                requires_consent=self.boolean(
+                    table.get("requires_consent", True), f"{path}.requires_consent"
+                ),
             )
         return rules
 
@@ -252,7 +284,9 @@ class _Reader:
         names = [cap.name for cap in caps]
         for i, name in enumerate(names):
             if name in names[:i]:
-                raise self.fail(f"caps[{i}].name", f"{name!r} is used by two caps; names must be unique")
+                raise self.fail(
+                    f"caps[{i}].name", f"{name!r} is used by two caps; names must be unique"
+                )
         return caps
 
     def cap(self, item: Any, path: str) -> CapRule:
@@ -262,9 +296,13 @@ class _Reader:
         self._check_keys(item, path, keys)
         name = item.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
-            raise self.fail(f"{path}.name", "missing or not lower_snake_case (it appears in reasons)")
+            raise self.fail(
+                f"{path}.name", "missing or not lower_snake_case (it appears in reasons)"
+            )
         if ("window" in item) == ("calendar" in item):
-            raise self.fail(f"{path}.window", "give exactly one of window = \"24h\" or calendar = \"day\"")
+            raise self.fail(
+                f"{path}.window", 'give exactly one of window = "24h" or calendar = "day"'
+            )
         calendar = item.get("calendar")
         if calendar is not None and calendar not in CALENDAR_PERIODS:
             raise self.fail(f"{path}.calendar", f"{calendar!r} is not one of: day, week, month")
@@ -273,11 +311,16 @@ class _Reader:
             limit=self.positive_int(item.get("limit"), f"{path}.limit", minimum=0),
             window_ms=self.duration(item["window"], f"{path}.window") if "window" in item else None,
             calendar=calendar,
-            channels=frozenset(self.choices(item.get("channels", []), f"{path}.channels", CHANNELS)),
+            channels=frozenset(
+                self.choices(item.get("channels", []), f"{path}.channels", CHANNELS)
+            ),
             categories=frozenset(
                 Category(c)
-                for c in self.choices(item.get("categories", []), f"{path}.categories",
-                                      tuple(c.value for c in Category))
+                for c in self.choices(
+                    item.get("categories", []),
+                    f"{path}.categories",
+                    tuple(c.value for c in Category),
+                )
             ),
         )
 

@@ -15,7 +15,7 @@ from app.codecs.avro import Schemas
 from app.config import Settings
 from app.metrics import Metrics
 from app.policy.rules import Policy, load_policy
-from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_topics
+from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_tact_topics
 from app.stream.processor import Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
 from app.stream.transport import BATCH_CODEC, Fetch, batching_transport, fenced_table_manager
@@ -47,12 +47,9 @@ class TactApp(faust.App):
         await super().on_start()
         if isinstance(self.io, KafkaIO):
             topics = self.tact_settings.topics
-            await ensure_topics(
-                self.tact_settings.bootstrap_servers,
-                [*topics.inputs, *topics.outputs],
-                self.tact_settings.partitions,
-                self.tact_settings.replication,
-                compacted=[topics.profiles],
+            settings = self.tact_settings
+            await ensure_tact_topics(
+                settings.bootstrap_servers, topics, settings.partitions, settings.replication
             )
             await self.io.start(topics.outputs)
 
@@ -107,21 +104,33 @@ def build_app(
     policy = policy or load_policy(settings.policy_path)
     metrics = metrics or Metrics()
     in_memory = settings.store.startswith("memory")
-    io = io or (MemoryIO() if in_memory else KafkaIO(
-        settings.bootstrap_servers, idempotent=settings.broker_kind == "kafka"))
+    io = io or (
+        MemoryIO()
+        if in_memory
+        else KafkaIO(settings.bootstrap_servers, idempotent=settings.broker_kind == "kafka")
+    )
     app = TactApp(settings.app_id, **_faust_settings(settings, io))
     app.tact_settings, app.io, app.committed = settings, io, {}
-    app.committer = Committer(lambda offsets: app.consumer.commit_processed(offsets))
+    app.committer = Committer(lambda offsets: app.consumer.commit_processed(offsets))  # type: ignore[attr-defined]
     app.transport = batching_transport(settings.topics.inputs)(app.conf.broker_consumer, app)
     table = app.Table(
-        TABLE, partitions=settings.partitions, key_type=bytes, value_type=bytes,
+        TABLE,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
         options=_rocksdb_options(settings),
     )
     store: PartitionStore = MemoryStore(io) if in_memory else TableStore(table, io)
     schemas = Schemas.load(ids=settings.schema_ids)
     app.processor = Processor(
-        settings.topics, policy, schemas, store, io, metrics,
-        failpoint=settings.failpoint, max_record_bytes=settings.max_record_bytes,
+        settings.topics,
+        policy,
+        schemas,
+        store,
+        io,
+        metrics,
+        failpoint=settings.failpoint,
+        max_record_bytes=settings.max_record_bytes,
     )
     _wire_agent(app)
     _wire_release_timer(app, settings.release_interval_s)
@@ -187,7 +196,7 @@ def _wire_agent(app: TactApp) -> None:
 
 
 def _wire_release_timer(app: TactApp, interval: float) -> None:
-    @app.timer(interval, name="tact.release")
+    @app.timer(interval, name="tact.release")  # type: ignore[untyped-decorator]
     async def release_due() -> None:
         if app.rebalancing or not app.flow_control.is_active():
             return
@@ -197,12 +206,12 @@ def _wire_release_timer(app: TactApp, interval: float) -> None:
 def _wire_rebalance(app: TactApp, metrics: Metrics) -> None:
     inputs = set(app.tact_settings.topics.inputs)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         await app.processor.forget({tp.partition for tp in revoked if tp.topic in inputs})
         await app.committer.drain()
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         partitions = {tp.partition for tp in assigned if tp.topic in inputs}
         app.processor.assign(partitions)

@@ -9,6 +9,7 @@ embedded broker answers ListOffsets wrongly after multi-record batches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -19,6 +20,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
+
+from app.config import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,9 @@ Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset
 class RecordIO(Protocol):
     async def send(self, records: list[OutRecord]) -> Offsets: ...
 
-    async def read_tail(self, starts: Offsets) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]: ...
+    async def read_tail(
+        self, starts: Offsets
+    ) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]: ...
 
     async def fence(self, tps: Iterable[tuple[str, int]]) -> None: ...
 
@@ -98,20 +103,24 @@ class KafkaIO:
         batch, count = self.producer.create_batch(), 0
         for record in records:
             if batch.append(key=record.key, value=record.value, timestamp=None) is None:
-                futures.append((await self.producer.send_batch(batch, topic, partition=partition), count))
+                futures.append(
+                    (await self.producer.send_batch(batch, topic, partition=partition), count)
+                )
                 batch, count = self.producer.create_batch(), 0
                 if batch.append(key=record.key, value=record.value, timestamp=None) is None:
                     raise ValueError(f"a record for {topic} is larger than a whole batch")
             count += 1
         futures.append((await self.producer.send_batch(batch, topic, partition=partition), count))
         results = await asyncio.gather(*(future for future, _ in futures))
-        return results[-1].offset + futures[-1][1]
+        return int(results[-1].offset) + futures[-1][1]
 
     async def fence(self, tps: Iterable[tuple[str, int]]) -> None:
         """One single-record batch per partition: afterwards the broker's end offset is exact."""
         await self.send([OutRecord(topic, partition, FENCE_KEY, None) for topic, partition in tps])
 
-    async def read_tail(self, starts: Offsets) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
+    async def read_tail(
+        self, starts: Offsets
+    ) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
         """Every record from each start offset (-1: from the end) to the partition's current
         end, and that end."""
         tails: dict[tuple[str, int], list[TailRecord]] = {tp: [] for tp in starts}
@@ -148,7 +157,9 @@ async def _drain(
     for _ in range(600):  # one minute at most
         fetched = await consumer.getmany(*waiting, timeout_ms=100, max_records=10000)
         for tp, records in fetched.items():
-            tails[(tp.topic, tp.partition)].extend(TailRecord(r.offset, r.key, r.value) for r in records)
+            tails[(tp.topic, tp.partition)].extend(
+                TailRecord(r.offset, r.key, r.value) for r in records
+            )
         for tp in list(waiting):
             highwater = consumer.highwater(tp)
             position = await consumer.position(tp)
@@ -172,7 +183,9 @@ class MemoryIO:
             log_.append(TailRecord(len(log_), record.key, record.value))
         return {(r.topic, r.partition): len(self.logs[(r.topic, r.partition)]) for r in records}
 
-    async def read_tail(self, starts: Offsets) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
+    async def read_tail(
+        self, starts: Offsets
+    ) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
         starts = {tp: len(self.logs[tp]) if offset < 0 else offset for tp, offset in starts.items()}
         tails = {tp: list(self.logs[tp][offset:]) for tp, offset in starts.items()}
         return tails, {tp: max(offset, len(self.logs[tp])) for tp, offset in starts.items()}
@@ -181,11 +194,16 @@ class MemoryIO:
         await self.send([OutRecord(t, p, FENCE_KEY, None) for t, p in tps])
 
     def values(self, topic: str) -> list[Any]:
-        return [r.value for (t, _), records in sorted(self.logs.items()) if t == topic for r in records]
+        return [
+            r.value for (t, _), records in sorted(self.logs.items()) if t == topic for r in records
+        ]
 
 
 async def ensure_topics(
-    bootstrap_servers: str, names: Iterable[str], partitions: int, replication: int = 1,
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int,
+    replication: int = 1,
     compacted: Iterable[str] = (),
 ) -> None:
     """Create the topics that do not exist yet (idempotent)."""
@@ -195,15 +213,34 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, partitions, replication,
-                     topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
+            NewTopic(
+                name,
+                partitions,
+                replication,
+                topic_configs={"cleanup.policy": "compact"} if name in compacted else {},
+            )
             for name in names
             if name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
+
+
+async def ensure_tact_topics(
+    bootstrap_servers: str,
+    topics: TopicNames,
+    partitions: int,
+    replication: int = 1,
+    extra: Iterable[str] = (),
+) -> None:
+    """Every topic Tact reads or writes (profiles compacted), plus `extra` ones."""
+    await ensure_topics(
+        bootstrap_servers,
+        [*topics.inputs, *topics.outputs, *extra],
+        partitions,
+        replication,
+        compacted=[topics.profiles],
+    )

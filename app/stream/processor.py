@@ -18,11 +18,11 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgpack
 
-from app.codecs.avro import DEFAULT_MAX_RECORD_BYTES, Schemas, WireError, check_size
+from app.codecs.avro import DEFAULT_MAX_RECORD_BYTES, AvroCodec, Schemas, WireError, check_size
 from app.codecs.records import (
     RecordError,
     candidate_from_dict,
@@ -36,11 +36,10 @@ from app.config import TopicNames
 from app.metrics import Metrics
 from app.policy.decide import adopt
 from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, release
-from app.policy.model import Candidate, CustomerState, Decision, Outcome, OutboundMessage
+from app.policy.model import Candidate, CustomerState, Decision, OutboundMessage, Outcome
 from app.policy.rules import Policy
 from app.stream.io import OutRecord, RecordIO
 from app.stream.recovery import Recovered, recover_partitions
-from app.stream.transport import InputRun
 from app.stream.store import (
     CHECKPOINT_KEY,
     DUE_PREFIX,
@@ -49,6 +48,7 @@ from app.stream.store import (
     due_key,
     state_key,
 )
+from app.stream.transport import InputRun
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Processor:
         self.positions: dict[int, dict[str, int]] = {}  # next offset of each output topic
         self.backlog: dict[int, int] = {}
         self.closed = False
-        self._decoders = {
+        self._decoders: dict[str, tuple[AvroCodec, Callable[[dict[str, Any]], Input]]] = {
             topics.profiles: (schemas["tact.CustomerProfile"], profile_from_dict),
             topics.events: (schemas["tact.CustomerEvent"], event_from_dict),
             topics.candidates: (schemas["tact.Candidate"], candidate_from_dict),
@@ -136,7 +136,8 @@ class Processor:
             work: dict[int, Run] = {}
             for run in runs:
                 partition_run = work.get(run.partition) or work.setdefault(
-                    run.partition, Run(run.partition, self.recovered[run.partition]))
+                    run.partition, Run(run.partition, self.recovered[run.partition])
+                )
                 for record in run.records:
                     self._apply_raw(partition_run, run.topic, record, clock)
             self.metrics.decide_seconds.observe(time.perf_counter() - started)
@@ -152,7 +153,9 @@ class Processor:
                 return 0
             await self._ready(self.assigned)
             clock = self.clock()
-            runs = [self._release_partition(partition, clock) for partition in sorted(self.assigned)]
+            runs = [
+                self._release_partition(partition, clock) for partition in sorted(self.assigned)
+            ]
             await self._flush([run for run in runs if run.changed])
             return sum(len(run.changed) for run in runs)
 
@@ -185,7 +188,10 @@ class Processor:
             return
         key = record.key.decode(errors="replace") if record.key is not None else None
         if key != item.customer_id:
-            problem = f"key {key!r} is not the customer_id {item.customer_id!r}: key every record by customer_id"
+            problem = (
+                f"key {key!r} is not the customer_id {item.customer_id!r}: "
+                "key every record by customer_id"
+            )
             self._dead_letter(run, topic, record, problem, "wrong_key")
             return
         state = self._state(run, item.customer_id)
@@ -199,12 +205,28 @@ class Processor:
                 self._adopt(run, item, state, logged)
                 return
         applied = apply_record(state, item, clock, self.policy)
+        if isinstance(item, ProfileDeleted):
+            applied = self._without_logged(run, applied)
         if applied.problem:
             self._dead_letter(run, topic, record, applied.problem, "invalid")
             return
         if isinstance(item, Candidate):
             run.candidates_created_at.append(item.created_at)
         self._keep(run, item.customer_id, applied)
+
+    def _without_logged(self, run: Run, applied: Applied) -> Applied:
+        """A replayed deletion: drop the cancellations that reached the topic before a crash."""
+        fresh = tuple(
+            d for d in applied.decisions if not self._logged_as(run, d, Outcome.CANCELLED)
+        )
+        for decision in applied.decisions:
+            run.recovered.applied(decision.message_id)
+        return Applied(applied.state, fresh)
+
+    @staticmethod
+    def _logged_as(run: Run, decision: Decision, outcome: Outcome) -> bool:
+        logged = run.recovered.logged(decision.message_id)
+        return logged is not None and logged[0].outcome is outcome
 
     def _decode(self, topic: str, record: RawRecord) -> Input:
         codec, build = self._decoders[topic]
@@ -243,8 +265,10 @@ class Processor:
 
     def _decision_record(self, partition: int, decision: Decision) -> OutRecord:
         self.metrics.decisions.labels(
-            decision.outcome.value, decision.reasons[0] if decision.reasons else "",
-            decision.channel or "", decision.category.value,
+            decision.outcome.value,
+            decision.reasons[0] if decision.reasons else "",
+            decision.channel or "",
+            decision.category.value,
         ).inc()
         value = self._decision_codec.encode(decision_to_dict(decision))
         return OutRecord(self.topics.decisions, partition, decision.customer_id.encode(), value)
@@ -264,17 +288,22 @@ class Processor:
         key = record.key[:MAX_DEAD_LETTER_VALUE] if record.key else record.key
         original = record.value
         if original is not None and len(original) > MAX_DEAD_LETTER_VALUE:
-            error += f" (the dead letter keeps the first {MAX_DEAD_LETTER_VALUE:,} of {len(original):,} bytes; the rest is at the source offset)"
+            error += (
+                f" (the dead letter keeps the first {MAX_DEAD_LETTER_VALUE:,} of "
+                f"{len(original):,} bytes; the rest is at the source offset)"
+            )
             original = original[:MAX_DEAD_LETTER_VALUE]
-        value = self._dead_letter_codec.encode({
-            "source_topic": topic,
-            "source_partition": run.partition,
-            "source_offset": record.offset,
-            "key": key,
-            "value": original,
-            "error": error,
-            "failed_at": self.clock(),
-        })
+        value = self._dead_letter_codec.encode(
+            {
+                "source_topic": topic,
+                "source_partition": run.partition,
+                "source_offset": record.offset,
+                "key": key,
+                "value": original,
+                "error": error,
+                "failed_at": self.clock(),
+            }
+        )
         run.outputs.append(OutRecord(self.topics.dead_letters, run.partition, key, value))
 
     # -- releasing held candidates --------------------------------------------------------------
@@ -346,7 +375,13 @@ class Processor:
         waiting = (self.assigned | set(partitions)) - set(self.recovered)
         if not waiting:
             return
+        started = time.perf_counter()
         found = await recover_partitions(waiting, self.topics, self.store, self.io, self._schemas)
+        log.info(
+            "partitions %s: outputs read back in %.2f s",
+            sorted(waiting),
+            time.perf_counter() - started,
+        )
         runs = []
         for partition, (recovered, positions) in sorted(found.items()):
             self.positions[partition] = positions

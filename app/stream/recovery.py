@@ -20,7 +20,7 @@ import msgpack
 from app.codecs.avro import Schemas, WireError
 from app.codecs.records import decision_from_dict, outbound_from_dict
 from app.config import TopicNames
-from app.policy.model import Decision, Outcome, OutboundMessage
+from app.policy.model import Decision, OutboundMessage, Outcome
 from app.stream.io import Offsets, RecordIO, TailRecord
 from app.stream.store import CHECKPOINT_KEY, PartitionStore
 
@@ -85,7 +85,10 @@ class Recovered:
 
 
 async def recover_partitions(
-    partitions: Iterable[int], topics: TopicNames, store: PartitionStore, io: RecordIO,
+    partitions: Iterable[int],
+    topics: TopicNames,
+    store: PartitionStore,
+    io: RecordIO,
     schemas: Schemas,
 ) -> dict[int, tuple[Recovered, dict[str, int]]]:
     """Per partition: what its output topics hold beyond its checkpoint, and where they end.
@@ -109,8 +112,11 @@ async def recover_partitions(
         if any(recovered.unapplied.values()):
             log.warning(
                 "partition %d: %d decisions, %d outbound messages and %d dead letters were "
-                "published after the last durable state; adopting them", partition,
-                len(recovered.decisions), len(recovered.sent), len(recovered.dead_letters),
+                "published after the last durable state; adopting them",
+                partition,
+                len(recovered.decisions),
+                len(recovered.sent),
+                len(recovered.dead_letters),
             )
         positions = {topic: end for (topic, p), end in ends.items() if p == partition}
         found[partition] = (recovered, positions)
@@ -131,12 +137,18 @@ def _read_back(
                     recovered.decisions[decision.message_id] = decision
                     pending.setdefault(decision.message_id, record.offset)
                 elif topic in outbound_topics:
-                    message = outbound_from_dict(schemas["tact.OutboundMessage"].decode(record.value))
+                    message = outbound_from_dict(
+                        schemas["tact.OutboundMessage"].decode(record.value)
+                    )
                     recovered.sent[message.message_id] = message
                     pending.setdefault(message.message_id, record.offset)
                 elif topic == topics.dead_letters:
                     letter = schemas["tact.DeadLetter"].decode(record.value)
-                    source = (letter["source_topic"], letter["source_partition"], letter["source_offset"])
+                    source = (
+                        letter["source_topic"],
+                        letter["source_partition"],
+                        letter["source_offset"],
+                    )
                     recovered.dead_letters.add(source)
                     pending.setdefault(source, record.offset)
             except (WireError, KeyError, ValueError) as exc:

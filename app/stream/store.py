@@ -64,7 +64,8 @@ class TableStore:
         self.changelog = table.changelog_topic.get_topic_name()
 
     def _db(self, partition: int) -> rocksdict.Rdict:
-        return self.table.data._db_for_partition(partition)
+        db: rocksdict.Rdict = self.table.data._db_for_partition(partition)
+        return db
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         value: bytes | None = self._db(partition).get(key)
@@ -72,6 +73,7 @@ class TableStore:
 
     def keys(self, partition: int, start: bytes, stop: bytes) -> Iterator[bytes]:
         for key in self._db(partition).keys(from_key=start):
+            assert isinstance(key, bytes)  # the table's keys are bytes
             if key >= stop:
                 return
             yield key
@@ -118,11 +120,13 @@ class MemoryStore:
     async def write(
         self, changes: Mapping[int, Changes], failpoint: Callable[[str], None] = _nothing
     ) -> None:
-        await self.io.send([
-            OutRecord(self.changelog, partition, k, v)
-            for partition, partition_changes in changes.items()
-            for k, v in partition_changes.items()
-        ])
+        await self.io.send(
+            [
+                OutRecord(self.changelog, partition, k, v)
+                for partition, partition_changes in changes.items()
+                for k, v in partition_changes.items()
+            ]
+        )
         for partition, partition_changes in changes.items():
             data = self.partitions.setdefault(partition, {})
             for key, value in partition_changes.items():

@@ -115,8 +115,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def _rank(self, item: tuple[TP, Any]) -> tuple[int, int]:
         tp = item[0]
-        return (self.batch_topics.index(tp.topic) if tp.topic in self.batch_topics else -1,
-                tp.partition)
+        return (
+            self.batch_topics.index(tp.topic) if tp.topic in self.batch_topics else -1,
+            tp.partition,
+        )
 
     def _is_active(self, tp: TP, active: Collection[TP] | None) -> bool:
         return active is None or tp in active or tp in self._buffered_partitions
@@ -139,8 +141,19 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 def _fetch_message(tp: TP, fetch: Fetch, generation: int) -> ConsumerMessage:
     last = fetch.runs[0].records[-1]
     return ConsumerMessage(
-        tp.topic, tp.partition, last.offset, last.timestamp / 1000.0, last.timestamp_type,
-        None, None, fetch, None, 0, 0, tp, generation_id=generation,
+        tp.topic,
+        tp.partition,
+        last.offset,
+        last.timestamp / 1000.0,
+        last.timestamp_type,
+        None,
+        None,
+        fetch,  # type: ignore[arg-type]  # the value is the Fetch itself, not bytes
+        None,
+        0,
+        0,
+        tp,
+        generation_id=generation,
     )
 
 

@@ -28,23 +28,41 @@ class Record:
 
 
 def profile(customer_id="c1", timezone="UTC"):
-    return SCHEMAS["tact.CustomerProfile"].encode({
-        "customer_id": customer_id, "timezone": timezone,
-        "consents": {"email": True, "sms": True}, "reachable": {"email": True, "sms": True},
-        "preferred_channel": None})
+    return SCHEMAS["tact.CustomerProfile"].encode(
+        {
+            "customer_id": customer_id,
+            "timezone": timezone,
+            "consents": {"email": True, "sms": True},
+            "reachable": {"email": True, "sms": True},
+            "preferred_channel": None,
+        }
+    )
 
 
 def candidate(message_id, customer_id="c1", created_at=T0, urgency="immediate", category="promo"):
-    return SCHEMAS["tact.Candidate"].encode({
-        "message_id": message_id, "customer_id": customer_id, "category": category,
-        "audience": "mass", "priority": None, "channels": ["email", "sms"], "urgency": urgency,
-        "dedupe_key": None, "created_at": created_at, "expires_at": None, "template": "t",
-        "payload": {}})
+    return SCHEMAS["tact.Candidate"].encode(
+        {
+            "message_id": message_id,
+            "customer_id": customer_id,
+            "category": category,
+            "audience": "mass",
+            "priority": None,
+            "channels": ["email", "sms"],
+            "urgency": urgency,
+            "dedupe_key": None,
+            "created_at": created_at,
+            "expires_at": None,
+            "template": "t",
+            "payload": {},
+        }
+    )
 
 
 @pytest.fixture
 def app():
-    app = build_app(Settings(store="memory://", app_id="tact-component", partitions=1, metrics_port=0))
+    app = build_app(
+        Settings(store="memory://", app_id="tact-component", partitions=1, metrics_port=0)
+    )
     app.processor.clock = lambda: T0
     return app
 
@@ -65,8 +83,13 @@ async def test_a_run_is_decided_published_stored_and_committed(app):
         await put(agent, topics.profiles, 0, profile())
         await put(agent, topics.candidates, 0, candidate("m1"), candidate("m2"), candidate("m3"))
     assert [(d["message_id"], d["outcome"]) for d in decisions(app)] == [
-        ("m1", "sent"), ("m2", "sent"), ("m3", "suppressed")]
-    outbound = [SCHEMAS["tact.OutboundMessage"].decode(v) for v in app.io.values(topics.outbound["email"])]
+        ("m1", "sent"),
+        ("m2", "sent"),
+        ("m3", "suppressed"),
+    ]
+    outbound = [
+        SCHEMAS["tact.OutboundMessage"].decode(v) for v in app.io.values(topics.outbound["email"])
+    ]
     assert [m["message_id"] for m in outbound] == ["m1", "m2"]
     state = decode_state(app.processor.store.get(0, state_key("c1")))
     assert set(state.decided) == {"m1", "m2", "m3"}
@@ -79,11 +102,18 @@ async def test_bad_records_become_dead_letters_and_good_ones_around_them_are_dec
     topics = app.tact_settings.topics
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile())
-        await put(agent, topics.candidates, 0, candidate("m1"), b"\x00garbage", candidate("m2"),
-                  candidate("m3", customer_id="someone-else"))
+        await put(
+            agent,
+            topics.candidates,
+            0,
+            candidate("m1"),
+            b"\x00garbage",
+            candidate("m2"),
+            candidate("m3", customer_id="someone-else"),
+        )
     assert [d["message_id"] for d in decisions(app)] == ["m1", "m2"]
     letters = [SCHEMAS["tact.DeadLetter"].decode(v) for v in app.io.values(topics.dead_letters)]
-    assert [(d["source_offset"], d["value"][:8]) for d in letters][0] == (1, b"\x00garbage")
+    assert next((d["source_offset"], d["value"][:8]) for d in letters) == (1, b"\x00garbage")
     assert "is not tact.Candidate (expected id 2)" in letters[0]["error"]
     assert "is not the customer_id 'someone-else'" in letters[1]["error"]
 
@@ -104,7 +134,9 @@ async def test_held_candidate_is_indexed_and_released_by_the_timer_path(app):
     app.processor.clock = lambda: evening
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile(timezone="Europe/Berlin"))
-        await put(agent, topics.candidates, 0, candidate("m1", created_at=evening, urgency="normal"))
+        await put(
+            agent, topics.candidates, 0, candidate("m1", created_at=evening, urgency="normal")
+        )
     [deferred] = decisions(app)
     assert deferred["outcome"] == "deferred" and deferred["release_at"] == at(20)
     assert app.processor.store.get(0, due_key(at(20), "c1")) == b""
@@ -126,8 +158,10 @@ def crash_after_outputs(app):
 
 
 def restart(app):
-    again = build_app(Settings(store="memory://", app_id="tact-component", partitions=1,
-                               metrics_port=0), io=app.io)
+    again = build_app(
+        Settings(store="memory://", app_id="tact-component", partitions=1, metrics_port=0),
+        io=app.io,
+    )
     again.processor.store = app.processor.store
     again.processor.clock = lambda: T0
     return again
@@ -146,7 +180,10 @@ async def test_outputs_published_before_a_crash_are_adopted_not_repeated(app):
     assert len(app.io.values(topics.outbound["email"])) == 1
     [rebuilt] = decisions(restarted)
     assert (rebuilt["message_id"], rebuilt["outcome"], rebuilt["reasons"]) == (
-        "m1", Outcome.SENT.value, ["recovered_from_outbound"])
+        "m1",
+        Outcome.SENT.value,
+        ["recovered_from_outbound"],
+    )
     assert "m1" in decode_state(app.processor.store.get(0, state_key("c1"))).decided
 
 

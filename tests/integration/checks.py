@@ -17,7 +17,9 @@ FINALS = {o.value for o in FINAL_OUTCOMES}
 def one_final_decision_each(decisions: list[dict[str, Any]], message_ids: set[str]) -> None:
     finals = Counter(d["message_id"] for d in decisions if d["outcome"] in FINALS)
     missing = message_ids - set(finals)
-    assert not missing, f"{len(missing)} candidates have no final decision, e.g. {sorted(missing)[:5]}"
+    assert not missing, (
+        f"{len(missing)} candidates have no final decision, e.g. {sorted(missing)[:5]}"
+    )
     twice = {m: n for m, n in finals.items() if n > 1}
     examples = [d for d in decisions if d["message_id"] in sorted(twice)[:3]]
     assert not twice, f"{len(twice)} candidates have several final decisions, e.g. {examples}"
@@ -49,9 +51,12 @@ def caps_hold(messages: list[dict[str, Any]], policy: Policy) -> None:
     for customer, sent in by_customer.items():
         for cap in policy.caps:
             assert cap.window_ms, "only rolling caps are checked here"
-            times = sorted(m["sent_at"] for m in sent
-                           if not policy.categories[m["category"]].bypass_caps
-                           and cap.counts(m["channel"], m["category"]))
+            times = sorted(
+                m["sent_at"]
+                for m in sent
+                if not policy.categories[m["category"]].bypass_caps
+                and cap.counts(m["channel"], m["category"])
+            )
             for start in times:
                 inside = sum(start <= t < start + cap.window_ms for t in times)
                 assert inside <= cap.limit, f"{customer} got {inside} messages under cap {cap.name}"
@@ -67,3 +72,12 @@ def table_states(records: list[Any]) -> dict[str, dict[str, Any]]:
         for key, value in last.items()
         if key.startswith(b"c/") and value is not None
     }
+
+
+def state_difference(live: dict, simulated: dict) -> str:
+    """The fields where a live customer state differs from its replay, both values shown."""
+    return "; ".join(
+        f"{key}: live {live.get(key)!r} != replay {simulated.get(key)!r}"
+        for key in sorted(set(live) | set(simulated))
+        if live.get(key) != simulated.get(key)
+    )

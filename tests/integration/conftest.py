@@ -22,7 +22,7 @@ from app.broker import EmbeddedBroker, free_port
 from app.client import Encoded, Publisher, encode_input
 from app.codecs.avro import Schemas
 from app.config import TopicNames
-from app.stream.io import ensure_topics
+from app.stream.io import ensure_tact_topics
 
 SCHEMAS = Schemas.load()
 PARTITIONS = 4
@@ -59,12 +59,18 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        env = {**os.environ, **self.env, "TACT_DATA_DIR": str(self.data_dir),
-               "TACT_METRICS_PORT": str(self.metrics_port), "TACT_METRICS_HOST": "127.0.0.1"}
+        env = {
+            **os.environ,
+            **self.env,
+            "TACT_DATA_DIR": str(self.data_dir),
+            "TACT_METRICS_PORT": str(self.metrics_port),
+            "TACT_METRICS_HOST": "127.0.0.1",
+        }
         log = open(self.log_path, "ab")  # noqa: SIM115
         log.write(f"\n===== start {time.strftime('%X')} =====\n".encode())
-        self.process = subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         return self
 
     def kill(self) -> None:
@@ -89,12 +95,17 @@ class Worker:
     def metric(self, name: str) -> float:
         """Sum of a metric's samples from the worker's /metrics endpoint (0 if unreachable)."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
+            ) as r:
                 text = r.read().decode()
         except OSError:
             return 0.0
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name) and not line.startswith("#"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -109,15 +120,19 @@ class Harness:
         self.tmp_path = tmp_path
         self.prefix = f"t{n}-{os.getpid()}."
         self.topics = TopicNames.with_prefix(self.prefix)
-        self.env = {**FAST_WORKER_ENV, "TACT_BROKER": broker.url,
-                    "TACT_TOPIC_PREFIX": self.prefix, "TACT_APP_ID": f"tact-it-{n}-{os.getpid()}"}
+        self.env = {
+            **FAST_WORKER_ENV,
+            "TACT_BROKER": broker.url,
+            "TACT_TOPIC_PREFIX": self.prefix,
+            "TACT_APP_ID": f"tact-it-{n}-{os.getpid()}",
+        }
         self.workers: list[Worker] = []
-        asyncio.run(ensure_topics(broker.bootstrap, [*self.topics.inputs, *self.topics.outputs],
-                                  PARTITIONS, compacted=[self.topics.profiles]))
+        asyncio.run(ensure_tact_topics(broker.bootstrap, self.topics, PARTITIONS))
 
     def worker(self, name: str = "w1", **env: str) -> Worker:
-        worker = Worker({**self.env, **env}, self.tmp_path / f"data-{name}",
-                        self.tmp_path / f"{name}.log")
+        worker = Worker(
+            {**self.env, **env}, self.tmp_path / f"data-{name}", self.tmp_path / f"{name}.log"
+        )
         self.workers.append(worker)
         return worker.start()
 
@@ -131,6 +146,7 @@ class Harness:
         async def go() -> int:
             async with Publisher(self.broker.bootstrap) as publisher:
                 return await publisher.publish(encoded)
+
         return asyncio.run(go())
 
     def publish_raw(self, items: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:
@@ -138,6 +154,7 @@ class Harness:
             async with Publisher(self.broker.bootstrap) as publisher:
                 futures = [await publisher.producer.send(t, v, key=k) for t, k, v in items]
                 await asyncio.gather(*futures)
+
         asyncio.run(go())
 
     def stop(self) -> None:
@@ -165,8 +182,9 @@ class TopicReader:
         asyncio.run(self._poll(seconds))
 
     async def _poll(self, seconds: float) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    fetch_max_wait_ms=100)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+        )
         await consumer.start()
         try:
             tps = [TopicPartition(t, p) for t in self.topics for p in range(PARTITIONS)]
@@ -175,11 +193,23 @@ class TopicReader:
                 consumer.seek(tp, self._positions.get(tp, 0))
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                for tp, batch in (await consumer.getmany(timeout_ms=100, max_records=20000)).items():
+                for tp, batch in (
+                    await consumer.getmany(timeout_ms=100, max_records=20000)
+                ).items():
                     self.records[tp.topic].extend(batch)
                     self._positions[tp] = batch[-1].offset + 1
         finally:
             await consumer.stop()
+
+    def poll_until_quiet(self, quiet: float = 2.0, limit: float = 120.0) -> None:
+        """Read until a whole `quiet` interval brings nothing new (the topics are not growing)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            before = sum(len(records) for records in self.records.values())
+            self.poll(quiet)
+            if sum(len(records) for records in self.records.values()) == before:
+                return
+        raise TimeoutError(f"{self.topics} kept growing for {limit} s")
 
     def values(self, topic: str, schema: str) -> list[dict[str, Any]]:
         codec = SCHEMAS[schema]

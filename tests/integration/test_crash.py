@@ -26,9 +26,18 @@ pytestmark = pytest.mark.integration
 CUSTOMERS = 1_000
 RECORDS = 52_000
 NO_QUIET_HOURS = 'version = "crash-test"\n' + "".join(
-    line + "\n" for line in (
-        "[[caps]]", 'name = "rolling_24h"', "limit = 2", 'window = "24h"',
-        "[[caps]]", 'name = "rolling_7d"', "limit = 5", 'window = "7d"'))
+    line + "\n"
+    for line in (
+        "[[caps]]",
+        'name = "rolling_24h"',
+        "limit = 2",
+        'window = "24h"',
+        "[[caps]]",
+        'name = "rolling_7d"',
+        "limit = 5",
+        'window = "7d"',
+    )
+)
 
 
 class Feeder(threading.Thread):
@@ -45,9 +54,9 @@ class Feeder(threading.Thread):
             chunk = max(self.per_second // 4, 1)
             for i in range(0, len(encoded), chunk):
                 started = time.monotonic()
-                self.harness.publish_encoded(encoded[i:i + chunk])
+                self.harness.publish_encoded(encoded[i : i + chunk])
                 time.sleep(max(0.0, 0.25 - (time.monotonic() - started)))
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             self.error = exc
 
 
@@ -56,8 +65,11 @@ def start_with_profiles(harness, rng, customers, policy_path, **env):
     worker = harness.worker(TACT_POLICY_PATH=str(policy_path), **env)
     harness.publish(customer_profiles)
     topic = harness.topics.profiles
-    wait_until(lambda: worker.metric(f'tact_input_records_total{{topic="{topic}"}}') >= customers,
-               120, "the profiles to be read")
+    wait_until(
+        lambda: worker.metric(f'tact_input_records_total{{topic="{topic}"}}') >= customers,
+        120,
+        "the profiles to be read",
+    )
     return worker, customer_profiles
 
 
@@ -69,15 +81,19 @@ def wait_until_deciding(worker, harness, timeout=120):
 
 def read_outputs(harness):
     t = harness.topics
-    return TopicReader(harness.broker.bootstrap, [t.decisions, t.dead_letters, *t.outbound.values()])
+    return TopicReader(
+        harness.broker.bootstrap, [t.decisions, t.dead_letters, *t.outbound.values()]
+    )
 
 
 def wait_for_decisions(reader, harness, message_ids, timeout):
     def done():
         reader.poll(1.0)
         decided = {r.value for r in reader.records[harness.topics.decisions]}
-        return len(decided) and len({d["message_id"] for d in reader.values(
-            harness.topics.decisions, "tact.Decision")}) >= len(message_ids)
+        return len(decided) and len(
+            {d["message_id"] for d in reader.values(harness.topics.decisions, "tact.Decision")}
+        ) >= len(message_ids)
+
     wait_until(done, timeout, f"decisions for {len(message_ids)} candidates", every=1.0)
 
 
@@ -140,13 +156,19 @@ def test_kill_nine_at_random_points_loses_nothing_and_sends_nothing_twice(harnes
 
     lines = io.StringIO("\n".join(json.dumps(r) for r in customer_profiles + traffic))
     expected = replay(read_records(lines), policy)
-    changelog = TopicReader(harness.broker.bootstrap, [f"{harness.env['TACT_APP_ID']}-customers-changelog"])
-    changelog.poll(5.0)
+    changelog = TopicReader(
+        harness.broker.bootstrap, [f"{harness.env['TACT_APP_ID']}-customers-changelog"]
+    )
+    changelog.poll_until_quiet()
     live = checks.table_states(next(iter(changelog.records.values())))
     simulated = {c: state_as_json(s) for c, s in expected.states.items()}
     assert live.keys() == simulated.keys()
     different = [c for c in simulated if live[c] != simulated[c]]
-    assert not different, f"{len(different)} customers differ from the replay, e.g. {different[:3]}"
+    first = different[0] if different else None
+    assert not different, (
+        f"{len(different)} customers differ from the replay, e.g. {different[:3]}; "
+        f"{checks.state_difference(live[first], simulated[first]) if first else ''}"
+    )
 
 
 def wait_for_all_decided(harness, worker_list, traffic):
@@ -191,23 +213,33 @@ def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
     policy = load_policy(policy_path)
     first, customer_profiles = start_with_profiles(harness, rng, 500, policy_path)
     second = harness.worker("w2", TACT_POLICY_PATH=str(policy_path))
-    wait_until(lambda: second.metric("tact_assigned_partitions") == 2
-               and first.metric("tact_assigned_partitions") == 2, 120, "the partitions to be shared")
+    wait_until(
+        lambda: (
+            second.metric("tact_assigned_partitions") == 2
+            and first.metric("tact_assigned_partitions") == 2
+        ),
+        120,
+        "the partitions to be shared",
+    )
     traffic = activity(rng, 500, 20_000, now_ms(), 40_000, prefix="g")
     feeder = Feeder(harness, traffic, per_second=500)
     feeder.start()
     wait_until_deciding(second, harness)
     time.sleep(rng.uniform(1, 4))
     second.kill()
-    wait_until(lambda: first.metric("tact_assigned_partitions") == 4, 120, "the survivor to take all")
+    wait_until(
+        lambda: first.metric("tact_assigned_partitions") == 4, 120, "the survivor to take all"
+    )
     feeder.join()
     assert feeder.error is None, feeder.error
     reader = wait_for_all_decided(harness, [first], traffic)
     assert_invariants(harness, reader, traffic, policy)
     lines = io.StringIO("\n".join(json.dumps(r) for r in customer_profiles + traffic))
     expected = replay(read_records(lines), policy)
-    changelog = TopicReader(harness.broker.bootstrap, [f"{harness.env['TACT_APP_ID']}-customers-changelog"])
-    changelog.poll(5.0)
+    changelog = TopicReader(
+        harness.broker.bootstrap, [f"{harness.env['TACT_APP_ID']}-customers-changelog"]
+    )
+    changelog.poll_until_quiet()
     live = checks.table_states(next(iter(changelog.records.values())))
     assert live == {c: state_as_json(s) for c, s in expected.states.items()}
 
@@ -222,18 +254,48 @@ def hostile_records(harness, rng, count, customers):
 
     t = harness.topics
     raw_candidate = json.loads((SCHEMAS_DIR / "Candidate.avsc").read_text())
-    without_fields = fastavro.parse_schema({
-        **raw_candidate, "name": "Partial",
-        "fields": [f for f in raw_candidate["fields"] if f["name"] not in ("template", "payload")]})
-    wider_enum = fastavro.parse_schema({**raw_candidate, "name": "Wider", "fields": [
-        {**f, "type": {**f["type"], "name": "Category2", "symbols": [*f["type"]["symbols"], "spam"]}}
-        if f["name"] == "category" else f for f in raw_candidate["fields"]]})
+    without_fields = fastavro.parse_schema(
+        {
+            **raw_candidate,
+            "name": "Partial",
+            "fields": [
+                f for f in raw_candidate["fields"] if f["name"] not in ("template", "payload")
+            ],
+        }
+    )
+    wider_enum = fastavro.parse_schema(
+        {
+            **raw_candidate,
+            "name": "Wider",
+            "fields": [
+                {
+                    **f,
+                    "type": {
+                        **f["type"],
+                        "name": "Category2",
+                        "symbols": [*f["type"]["symbols"], "spam"],
+                    },
+                }
+                if f["name"] == "category"
+                else f
+                for f in raw_candidate["fields"]
+            ],
+        }
+    )
 
     def candidate(i, **changes):
         customer = f"c{rng.randrange(customers)}"
-        base = {"kind": "candidate", "message_id": f"h{i}", "customer_id": customer,
-                "category": "promo", "audience": "mass", "channels": ["email"],
-                "urgency": "immediate", "created_at": now_ms(), "template": "t"}
+        base = {
+            "kind": "candidate",
+            "message_id": f"h{i}",
+            "customer_id": customer,
+            "category": "promo",
+            "audience": "mass",
+            "channels": ["email"],
+            "urgency": "immediate",
+            "created_at": now_ms(),
+            "template": "t",
+        }
         return {**base, **changes}
 
     def avro_with(schema, record):
@@ -243,12 +305,25 @@ def hostile_records(harness, rng, count, customers):
         return out.getvalue()
 
     def full(record):
-        return {**{"priority": None, "dedupe_key": None, "expires_at": None, "payload": {}},
-                **{k: v for k, v in record.items() if k != "kind"}}
+        return {
+            **{"priority": None, "dedupe_key": None, "expires_at": None, "payload": {}},
+            **{k: v for k, v in record.items() if k != "kind"},
+        }
 
-    kinds = ["random_bytes", "truncated", "wrong_schema_id", "missing_fields", "unknown_enum",
-             "far_past", "far_future", "null_value", "wrong_key", "unknown_customer",
-             "empty_channels", "bad_timezone"]
+    kinds = [
+        "random_bytes",
+        "truncated",
+        "wrong_schema_id",
+        "missing_fields",
+        "unknown_enum",
+        "far_past",
+        "far_future",
+        "null_value",
+        "wrong_key",
+        "unknown_customer",
+        "empty_channels",
+        "bad_timezone",
+    ]
     made = []
     for i in range(count):
         kind = "huge" if i < 40 else kinds[i % len(kinds)]
@@ -281,9 +356,22 @@ def hostile_records(harness, rng, count, customers):
         elif kind == "empty_channels":
             value = encode_input({**c, "channels": []}, t, SCHEMAS).value
         elif kind == "bad_timezone":
-            made.append((t.profiles, key, SCHEMAS["tact.CustomerProfile"].encode(
-                {"customer_id": c["customer_id"], "timezone": "Atlantis/Capital", "consents": {},
-                 "reachable": {}, "preferred_channel": None}), kind))
+            made.append(
+                (
+                    t.profiles,
+                    key,
+                    SCHEMAS["tact.CustomerProfile"].encode(
+                        {
+                            "customer_id": c["customer_id"],
+                            "timezone": "Atlantis/Capital",
+                            "consents": {},
+                            "reachable": {},
+                            "preferred_channel": None,
+                        }
+                    ),
+                    kind,
+                )
+            )
             continue
         else:  # huge
             value = encode_input({**c, "payload": {"blob": "x" * 300_000}}, t, SCHEMAS).value
@@ -306,7 +394,9 @@ def test_ten_thousand_hostile_records_become_dead_letters_and_nothing_else(harne
     valid_positions = sorted(rng.sample(range(len(mixed)), len(valid_encoded)))
     ordered, hostile_iter, valid_iter = [], iter(hostile), iter(valid_encoded)
     for i in range(len(mixed)):
-        ordered.append(next(valid_iter) if valid_positions and i == valid_positions[0] else next(hostile_iter))
+        ordered.append(
+            next(valid_iter) if valid_positions and i == valid_positions[0] else next(hostile_iter)
+        )
         if valid_positions and i == valid_positions[0]:
             valid_positions.pop(0)
     harness.publish_raw((topic, key, value) for topic, key, value, _ in ordered)
@@ -314,9 +404,19 @@ def test_ten_thousand_hostile_records_become_dead_letters_and_nothing_else(harne
     t = harness.topics
     reader = read_outputs(harness)
     candidates = {r["message_id"] for r in valid if r["kind"] == "candidate"}
-    wait_until(lambda: reader.poll(1.0) or len(reader.records[t.dead_letters]) >= len(hostile)
-               and len({d["message_id"] for d in reader.values(t.decisions, "tact.Decision")}) >= len(candidates),
-               300, "every record to be dealt with", every=1.0)
+    wait_until(
+        lambda: (
+            reader.poll(1.0)
+            or (
+                len(reader.records[t.dead_letters]) >= len(hostile)
+                and len({d["message_id"] for d in reader.values(t.decisions, "tact.Decision")})
+                >= len(candidates)
+            )
+        ),
+        300,
+        "every record to be dealt with",
+        every=1.0,
+    )
     reader.poll(2.0)
     assert worker.alive and worker.process.pid == pid, "hostile input never stops the worker"
 
@@ -324,16 +424,30 @@ def test_ten_thousand_hostile_records_become_dead_letters_and_nothing_else(harne
     assert len(letters) == len(hostile), "one dead letter per hostile record, no more, no less"
     assert all(len(letter["error"]) > 20 for letter in letters)
     errors = " | ".join(sorted({letter["error"][:40] for letter in letters}))
-    for expected in ("not in the Confluent wire format", "truncated record", "schema id 99",
-                     "empty value", "is not the customer_id", "unknown customer 'nobody'",
-                     "channels is empty", "more than a year before now", "more than a day in the future",
-                     "is not an IANA time zone", "the limit is 262,144"):
-        assert expected[:40] in errors or any(expected in letter["error"] for letter in letters), expected
+    for expected in (
+        "not in the Confluent wire format",
+        "truncated record",
+        "schema id 99",
+        "empty value",
+        "is not the customer_id",
+        "unknown customer 'nobody'",
+        "channels is empty",
+        "more than a year before now",
+        "more than a day in the future",
+        "is not an IANA time zone",
+        "the limit is 262,144",
+    ):
+        assert expected[:40] in errors or any(expected in letter["error"] for letter in letters), (
+            expected
+        )
     huge = [letter for letter in letters if "the limit is" in letter["error"]]
     assert len(huge) == 40 and all(len(letter["value"]) == 256 * 1024 for letter in huge)
 
     policy = load_policy(policy_path)
     lines = io.StringIO("\n".join(json.dumps(r) for r in customer_profiles + valid))
     expected = replay(read_records(lines), policy)
-    live = sorted((d["message_id"], d["outcome"], d["channel"]) for d in reader.values(t.decisions, "tact.Decision"))
+    live = sorted(
+        (d["message_id"], d["outcome"], d["channel"])
+        for d in reader.values(t.decisions, "tact.Decision")
+    )
     assert live == sorted((d.message_id, d.outcome.value, d.channel) for d in expected.decisions)

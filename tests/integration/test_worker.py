@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 def simulated(records, until_ms):
     import json
+
     lines = io.StringIO("\n".join(json.dumps(r) for r in records))
     return replay(read_records(lines), load_policy(), until=until_ms)
 
@@ -29,20 +30,46 @@ def test_worker_decides_like_the_replay_and_publishes_per_channel(harness):
     traffic = activity(rng, 40, 600, start - 60_000, 60_000)
     worker = harness.worker()
     harness.publish(customer_profiles)
-    wait_until(lambda: worker.metric('tact_input_records_total{topic="%s"}' % harness.topics.profiles) >= 40,
-               90, "the worker to read the profiles")
+    wait_until(
+        lambda: (
+            worker.metric(f'tact_input_records_total{{topic="{harness.topics.profiles}"}}') >= 40
+        ),
+        90,
+        "the worker to read the profiles",
+    )
     harness.publish(traffic)
     expected = simulated(customer_profiles + traffic, now_ms())
-    reader = TopicReader(harness.broker.bootstrap, [harness.topics.decisions, *harness.topics.outbound.values()])
-    wait_until(lambda: reader.poll(0.5) or len(reader.records[harness.topics.decisions]) >= len(expected.decisions),
-               90, f"{len(expected.decisions)} decisions")
+    reader = TopicReader(
+        harness.broker.bootstrap, [harness.topics.decisions, *harness.topics.outbound.values()]
+    )
+    wait_until(
+        lambda: (
+            reader.poll(0.5)
+            or len(reader.records[harness.topics.decisions]) >= len(expected.decisions)
+        ),
+        90,
+        f"{len(expected.decisions)} decisions",
+    )
     reader.poll(1.0)
 
     live = reader.values(harness.topics.decisions, "tact.Decision")
-    as_rows = lambda ds: sorted((d["message_id"], d["outcome"], d["channel"], tuple(d["reasons"])) for d in ds)  # noqa: E731
+
+    def as_rows(ds):
+        return sorted(
+            (d["message_id"], d["outcome"], d["channel"], tuple(d["reasons"])) for d in ds
+        )
+
     assert as_rows(live) == as_rows(
-        [{"message_id": d.message_id, "outcome": d.outcome.value, "channel": d.channel,
-          "reasons": d.reasons} for d in expected.decisions])
+        [
+            {
+                "message_id": d.message_id,
+                "outcome": d.outcome.value,
+                "channel": d.channel,
+                "reasons": d.reasons,
+            }
+            for d in expected.decisions
+        ]
+    )
     outcomes = Counter(d["outcome"] for d in live)
     assert outcomes["sent"] > 50 and outcomes["suppressed"] > 10, outcomes
 
@@ -50,39 +77,88 @@ def test_worker_decides_like_the_replay_and_publishes_per_channel(harness):
         messages = reader.values(topic, "tact.OutboundMessage")
         assert all(m["channel"] == channel for m in messages)
         assert sorted(m["message_id"] for m in messages) == sorted(
-            m.message_id for m in expected.outbound if m.channel == channel)
-    with_context = [m for t in harness.topics.outbound.values()
-                    for m in reader.values(t, "tact.OutboundMessage") if m["context"]]
+            m.message_id for m in expected.outbound if m.channel == channel
+        )
+    with_context = [
+        m
+        for t in harness.topics.outbound.values()
+        for m in reader.values(t, "tact.OutboundMessage")
+        if m["context"]
+    ]
     assert with_context and all(" ago" in m["context_summary"] for m in with_context)
-    assert worker.metric('tact_decisions_total{') == len(live)
+    assert worker.metric("tact_decisions_total{") == len(live)
 
 
 def test_bad_records_go_to_dead_letters_and_the_worker_keeps_deciding(harness):
     t = harness.topics
     start = now_ms()
     worker = harness.worker()
-    harness.publish([{"kind": "profile", "customer_id": "c1", "timezone": "UTC",
-                      "consents": {"sms": True}, "reachable": {"sms": True}}])
-    good = lambda n: {"kind": "candidate", "message_id": f"ok{n}", "customer_id": "c1",  # noqa: E731
-                      "category": "service", "audience": "personal", "channels": ["sms"],
-                      "urgency": "immediate", "created_at": iso(start), "template": "code"}
+    harness.publish(
+        [
+            {
+                "kind": "profile",
+                "customer_id": "c1",
+                "timezone": "UTC",
+                "consents": {"sms": True},
+                "reachable": {"sms": True},
+            }
+        ]
+    )
+
+    def good(n):
+        return {
+            "kind": "candidate",
+            "message_id": f"ok{n}",
+            "customer_id": "c1",
+            "category": "service",
+            "audience": "personal",
+            "channels": ["sms"],
+            "urgency": "immediate",
+            "created_at": iso(start),
+            "template": "code",
+        }
+
     wrong_schema = SCHEMAS["tact.CustomerEvent"].encode(
-        {"event_id": "e", "customer_id": "c1", "type": "x", "occurred_at": start, "channel": None,
-         "attributes": {}})
+        {
+            "event_id": "e",
+            "customer_id": "c1",
+            "type": "x",
+            "occurred_at": start,
+            "channel": None,
+            "attributes": {},
+        }
+    )
     harness.publish([good(1)])
-    harness.publish_raw([
-        (t.candidates, b"c1", b"\xde\xad\xbe\xef"),
-        (t.candidates, b"c1", wrong_schema),
-        (t.events, b"c1", None),
-        (t.profiles, b"c2", SCHEMAS["tact.CustomerProfile"].encode(
-            {"customer_id": "c2", "timezone": "Nowhere/Else", "consents": {}, "reachable": {},
-             "preferred_channel": None})),
-    ])
+    harness.publish_raw(
+        [
+            (t.candidates, b"c1", b"\xde\xad\xbe\xef"),
+            (t.candidates, b"c1", wrong_schema),
+            (t.events, b"c1", None),
+            (
+                t.profiles,
+                b"c2",
+                SCHEMAS["tact.CustomerProfile"].encode(
+                    {
+                        "customer_id": "c2",
+                        "timezone": "Nowhere/Else",
+                        "consents": {},
+                        "reachable": {},
+                        "preferred_channel": None,
+                    }
+                ),
+            ),
+        ]
+    )
     harness.publish([{**good(2), "customer_id": "ghost", "message_id": "ghost1"}, good(3)])
     reader = TopicReader(harness.broker.bootstrap, [t.decisions, t.dead_letters])
-    wait_until(lambda: reader.poll(0.5) or (len(reader.records[t.dead_letters]) >= 5
-                                             and len(reader.records[t.decisions]) >= 2),
-               90, "dead letters and decisions")
+    wait_until(
+        lambda: (
+            reader.poll(0.5)
+            or (len(reader.records[t.dead_letters]) >= 5 and len(reader.records[t.decisions]) >= 2)
+        ),
+        90,
+        "dead letters and decisions",
+    )
     letters = reader.values(t.dead_letters, "tact.DeadLetter")
     errors = sorted(letter["error"] for letter in letters)
     assert any("not in the Confluent wire format" in e for e in errors)
@@ -98,19 +174,43 @@ def test_bad_records_go_to_dead_letters_and_the_worker_keeps_deciding(harness):
 
 def test_held_message_is_released_on_time_by_a_restarted_worker(harness, tmp_path):
     from datetime import UTC, datetime
+
     start = now_ms()
     clock = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S")  # noqa: E731
     release_at = start + 40_000
     policy = tmp_path / "quiet.toml"
-    policy.write_text(f'version = "quiet-test"\n[quiet_hours]\nstart = "{clock(start - 60_000)}"\n'
-                      f'end = "{clock(release_at)}"\n')
+    policy.write_text(
+        f'version = "quiet-test"\n[quiet_hours]\nstart = "{clock(start - 60_000)}"\n'
+        f'end = "{clock(release_at)}"\n'
+    )
     t = harness.topics
     worker = harness.worker(TACT_POLICY_PATH=str(policy))
-    harness.publish([{"kind": "profile", "customer_id": "c1", "timezone": "UTC",
-                      "consents": {"email": True}, "reachable": {"email": True}}])
-    harness.publish([{"kind": "candidate", "message_id": "night", "customer_id": "c1",
-                      "category": "promo", "audience": "mass", "channels": ["email"],
-                      "urgency": "normal", "created_at": iso(now_ms()), "template": "t"}])
+    harness.publish(
+        [
+            {
+                "kind": "profile",
+                "customer_id": "c1",
+                "timezone": "UTC",
+                "consents": {"email": True},
+                "reachable": {"email": True},
+            }
+        ]
+    )
+    harness.publish(
+        [
+            {
+                "kind": "candidate",
+                "message_id": "night",
+                "customer_id": "c1",
+                "category": "promo",
+                "audience": "mass",
+                "channels": ["email"],
+                "urgency": "normal",
+                "created_at": iso(now_ms()),
+                "template": "t",
+            }
+        ]
+    )
     reader = TopicReader(harness.broker.bootstrap, [t.decisions, t.outbound["email"]])
     wait_until(lambda: reader.poll(0.5) or reader.records[t.decisions], 60, "the deferral")
     [deferred] = reader.values(t.decisions, "tact.Decision")

@@ -23,9 +23,18 @@ from tests.builders import T0, at, candidate, default_policy, event, state
 
 SCHEMAS = Schemas.load()
 CANDIDATE = {
-    "message_id": "m1", "customer_id": "c1", "category": "promo", "audience": "mass",
-    "priority": 3, "channels": ["sms", "email"], "urgency": "normal", "dedupe_key": "k",
-    "created_at": T0, "expires_at": None, "template": "offer", "payload": {"amount": "100"},
+    "message_id": "m1",
+    "customer_id": "c1",
+    "category": "promo",
+    "audience": "mass",
+    "priority": 3,
+    "channels": ["sms", "email"],
+    "urgency": "normal",
+    "dedupe_key": "k",
+    "created_at": T0,
+    "expires_at": None,
+    "template": "offer",
+    "payload": {"amount": "100"},
 }
 
 
@@ -37,13 +46,19 @@ def test_candidate_round_trip_in_the_wire_format():
     assert candidate_from_dict(codec.decode(data)).channels == ("sms", "email")
 
 
-@pytest.mark.parametrize("mangle,message", [
-    (lambda d: d[:-3], "truncated record"),
-    (lambda d: b"\x00\x00\x00\x00\x07" + d[5:], "schema id 7 is not tact.Candidate (expected id 2)"),
-    (lambda d: b'{"json": true}', "not in the Confluent wire format"),
-    (lambda d: d + b"\x00\x00", "bytes left over"),
-    (lambda d: d[:5] + b"\xff" * 40, "not a valid tact.Candidate Avro body"),
-])
+@pytest.mark.parametrize(
+    "mangle,message",
+    [
+        (lambda d: d[:-3], "truncated record"),
+        (
+            lambda d: b"\x00\x00\x00\x00\x07" + d[5:],
+            "schema id 7 is not tact.Candidate (expected id 2)",
+        ),
+        (lambda d: b'{"json": true}', "not in the Confluent wire format"),
+        (lambda d: d + b"\x00\x00", "bytes left over"),
+        (lambda d: d[:5] + b"\xff" * 40, "not a valid tact.Candidate Avro body"),
+    ],
+)
 def test_bad_bytes_are_explained(mangle, message):
     codec = SCHEMAS["tact.Candidate"]
     with pytest.raises(WireError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -52,6 +67,7 @@ def test_bad_bytes_are_explained(mangle, message):
 
 def test_oversized_input_is_refused_before_decoding():
     from app.codecs.avro import check_size
+
     with pytest.raises(WireError, match="the limit is 262,144"):
         check_size(b"\x00" * (300 * 1024))
     check_size(b"\x00" * 1024)
@@ -70,12 +86,26 @@ def test_unknown_enum_value_is_an_error_at_encode_and_decode():
 
 
 def test_decision_and_outbound_round_trip():
-    step = decide(on_event(state(), event(), T0, default_policy()).state, candidate(), T0, default_policy())
+    step = decide(
+        on_event(state(), event(), T0, default_policy()).state, candidate(), T0, default_policy()
+    )
     decision, message = step.decisions[0], step.outbound[0]
-    assert decision_from_dict(SCHEMAS["tact.Decision"].decode(
-        SCHEMAS["tact.Decision"].encode(decision_to_dict(decision)))) == decision
-    assert outbound_from_dict(SCHEMAS["tact.OutboundMessage"].decode(
-        SCHEMAS["tact.OutboundMessage"].encode(outbound_to_dict(message)))) == message
+    assert (
+        decision_from_dict(
+            SCHEMAS["tact.Decision"].decode(
+                SCHEMAS["tact.Decision"].encode(decision_to_dict(decision))
+            )
+        )
+        == decision
+    )
+    assert (
+        outbound_from_dict(
+            SCHEMAS["tact.OutboundMessage"].decode(
+                SCHEMAS["tact.OutboundMessage"].encode(outbound_to_dict(message))
+            )
+        )
+        == message
+    )
 
 
 def test_state_round_trip_with_everything_in_it():
@@ -89,12 +119,14 @@ def test_state_round_trip_with_everything_in_it():
 
 def test_state_of_another_version_is_refused():
     import msgpack
+
     with pytest.raises(StateError):
         decode_state(msgpack.packb([99, "c1"]))
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("2026-11-18T12:00:00Z", T0), ("2026-11-18T13:00:00+01:00", T0), (T0, T0)])
+@pytest.mark.parametrize(
+    "value,expected", [("2026-11-18T12:00:00Z", T0), ("2026-11-18T13:00:00+01:00", T0), (T0, T0)]
+)
 def test_times(value, expected):
     assert to_millis(value) == expected
 

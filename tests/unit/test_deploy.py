@@ -20,7 +20,9 @@ def exported_names() -> set[str]:
     metrics.deferred_backlog.labels(partition="0").set(1)
     metrics.recovered.labels(kind="decision").inc()
     text = generate_latest(metrics.registry).decode()
-    samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("tact_")}
+    samples = {
+        line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("tact_")
+    }
     return samples | {family.name for family in metrics.registry.collect()}
 
 

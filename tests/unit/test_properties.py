@@ -34,8 +34,11 @@ CUSTOMERS = ["c1", "c2", "c3"]
 def traffic(draw):
     """Profiles first, then events and candidates at rising times with some jitter."""
     records = [
-        profile(c, draw(st.sampled_from(ZONES)),
-                tuple(draw(st.lists(st.sampled_from(ALL), unique=True, min_size=1))))
+        profile(
+            c,
+            draw(st.sampled_from(ZONES)),
+            tuple(draw(st.lists(st.sampled_from(ALL), unique=True, min_size=1))),
+        )
         for c in CUSTOMERS
     ]
     clock = T0
@@ -45,37 +48,53 @@ def traffic(draw):
         customer = draw(st.sampled_from(CUSTOMERS))
         if draw(st.integers(0, 5)) == 0:
             kind = draw(st.sampled_from(["email_opened", "unsubscribed", "resubscribed"]))
-            records.append(CustomerEvent(f"e{i}", customer, kind, clock + jitter,
-                                         draw(st.sampled_from(ALL))))
+            records.append(
+                CustomerEvent(f"e{i}", customer, kind, clock + jitter, draw(st.sampled_from(ALL)))
+            )
             continue
         message_id = f"{customer}-m{draw(st.integers(0, i))}"  # sometimes a redelivered one
-        records.append(Candidate(
-            message_id=message_id,
-            customer_id=customer,
-            category=draw(st.sampled_from(list(Category))),
-            audience=draw(st.sampled_from(list(Audience))),
-            channels=tuple(draw(st.lists(st.sampled_from(ALL), unique=True, min_size=1))),
-            urgency=draw(st.sampled_from(list(Urgency))),
-            created_at=clock + jitter,
-            template="t",
-            priority=draw(st.none() | st.integers(-3, 3)),
-            dedupe_key=draw(st.none() | st.sampled_from(["k1", "k2"])),
-            expires_at=draw(st.none() | st.integers(clock + jitter, clock + jitter + 2 * DAY)),
-        ))
+        records.append(
+            Candidate(
+                message_id=message_id,
+                customer_id=customer,
+                category=draw(st.sampled_from(list(Category))),
+                audience=draw(st.sampled_from(list(Audience))),
+                channels=tuple(draw(st.lists(st.sampled_from(ALL), unique=True, min_size=1))),
+                urgency=draw(st.sampled_from(list(Urgency))),
+                created_at=clock + jitter,
+                template="t",
+                priority=draw(st.none() | st.integers(-3, 3)),
+                dedupe_key=draw(st.none() | st.sampled_from(["k1", "k2"])),
+                expires_at=draw(st.none() | st.integers(clock + jitter, clock + jitter + 2 * DAY)),
+            )
+        )
     return records
 
 
 @st.composite
 def policies(draw):
     caps = [
-        CapRule("rolling", draw(st.integers(0, 3)), draw(st.sampled_from([HOUR, 6 * HOUR, DAY])),
-                None, frozenset(), frozenset()),
+        CapRule(
+            "rolling",
+            draw(st.integers(0, 3)),
+            draw(st.sampled_from([HOUR, 6 * HOUR, DAY])),
+            None,
+            frozenset(),
+            frozenset(),
+        ),
         CapRule("sms_daily", draw(st.integers(0, 2)), None, "day", frozenset({"sms"}), frozenset()),
-        CapRule("promo_week", draw(st.integers(1, 4)), None, "week", frozenset(),
-                frozenset({Category.PROMO})),
+        CapRule(
+            "promo_week",
+            draw(st.integers(1, 4)),
+            None,
+            "week",
+            frozenset(),
+            frozenset({Category.PROMO}),
+        ),
     ]
-    return replace(default_policy(), caps=tuple(caps),
-                   arbitration_window_ms=draw(st.sampled_from([0, MINUTE])))
+    return replace(
+        default_policy(), caps=tuple(caps), arbitration_window_ms=draw(st.sampled_from([0, MINUTE]))
+    )
 
 
 def run(records, policy: Policy):
@@ -146,8 +165,9 @@ def test_stopping_and_resuming_from_stored_state_changes_nothing(records, policy
         states={c: decode_state(encode_state(s)) for c, s in head.states.items()}, clock=head.clock
     )
     assert restored.states == head.states
-    tail = replay(list(enumerate(records[split:], 1)), policy, until=whole_until(records),
-                  resume=restored)
+    tail = replay(
+        list(enumerate(records[split:], 1)), policy, until=whole_until(records), resume=restored
+    )
     assert tail.states == whole.states
     assert by_customer(head.decisions + tail.decisions) == by_customer(whole.decisions)
 

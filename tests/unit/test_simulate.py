@@ -9,19 +9,54 @@ from click.testing import CliRunner
 from app.cli import main
 
 LINES = [
-    {"kind": "profile", "customer_id": "c1", "timezone": "Europe/Berlin",
-     "consents": {"email": True, "sms": True}, "reachable": {"email": True, "sms": True}},
-    {"kind": "event", "event_id": "e1", "customer_id": "c1", "type": "email_opened",
-     "occurred_at": "2026-11-20T10:00:00Z", "channel": "email"},
-    {"kind": "candidate", "message_id": "m1", "customer_id": "c1", "category": "promo",
-     "audience": "mass", "channels": ["push", "email"], "urgency": "normal",
-     "created_at": "2026-11-20T10:05:00Z", "template": "offer"},
-    {"kind": "candidate", "message_id": "m2", "customer_id": "c1", "category": "transactional",
-     "audience": "personal", "channels": ["email"], "urgency": "normal",
-     "created_at": "2026-11-20T22:06:00Z", "template": "statement"},
-    {"kind": "candidate", "message_id": "m3", "customer_id": "nobody", "category": "promo",
-     "audience": "mass", "channels": ["email"], "urgency": "normal",
-     "created_at": "2026-11-20T22:07:00Z", "template": "offer"},
+    {
+        "kind": "profile",
+        "customer_id": "c1",
+        "timezone": "Europe/Berlin",
+        "consents": {"email": True, "sms": True},
+        "reachable": {"email": True, "sms": True},
+    },
+    {
+        "kind": "event",
+        "event_id": "e1",
+        "customer_id": "c1",
+        "type": "email_opened",
+        "occurred_at": "2026-11-20T10:00:00Z",
+        "channel": "email",
+    },
+    {
+        "kind": "candidate",
+        "message_id": "m1",
+        "customer_id": "c1",
+        "category": "promo",
+        "audience": "mass",
+        "channels": ["push", "email"],
+        "urgency": "normal",
+        "created_at": "2026-11-20T10:05:00Z",
+        "template": "offer",
+    },
+    {
+        "kind": "candidate",
+        "message_id": "m2",
+        "customer_id": "c1",
+        "category": "transactional",
+        "audience": "personal",
+        "channels": ["email"],
+        "urgency": "normal",
+        "created_at": "2026-11-20T22:06:00Z",
+        "template": "statement",
+    },
+    {
+        "kind": "candidate",
+        "message_id": "m3",
+        "customer_id": "nobody",
+        "category": "promo",
+        "audience": "mass",
+        "channels": ["email"],
+        "urgency": "normal",
+        "created_at": "2026-11-20T22:07:00Z",
+        "template": "offer",
+    },
     {"kind": "nonsense"},
 ]
 
@@ -30,8 +65,19 @@ def run(tmp_path, lines, *extra):
     events = tmp_path / "in.jsonl"
     events.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     out = tmp_path / "decisions.jsonl"
-    result = CliRunner().invoke(main, ["simulate", "--events", str(events), "--out", str(out),
-                                       "--dead-letters", str(tmp_path / "dead.txt"), *extra])
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--events",
+            str(events),
+            "--out",
+            str(out),
+            "--dead-letters",
+            str(tmp_path / "dead.txt"),
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in out.read_text().splitlines()], result
 
@@ -39,7 +85,9 @@ def run(tmp_path, lines, *extra):
 def test_replay_writes_every_decision_and_releases_to_the_last_record(tmp_path):
     decisions, result = run(tmp_path, LINES)
     assert [(d["message_id"], d["outcome"], d["channel"]) for d in decisions] == [
-        ("m1", "sent", "email"), ("m2", "deferred", None)]
+        ("m1", "sent", "email"),
+        ("m2", "deferred", None),
+    ]
     assert decisions[0]["reasons"] == ["push:no_consent"]
     assert decisions[1]["release_at"] == "2026-11-21T08:00:00.000Z"
     dead = (tmp_path / "dead.txt").read_text()
@@ -48,10 +96,20 @@ def test_replay_writes_every_decision_and_releases_to_the_last_record(tmp_path):
 
 
 def test_until_advances_the_clock_and_releases_held_work(tmp_path):
-    decisions, _ = run(tmp_path, LINES, "--until", "2026-11-21T09:00:00Z",
-                       "--state-out", str(tmp_path / "state.json"))
-    assert decisions[-1] == {**decisions[-1], "message_id": "m2", "outcome": "sent",
-                             "decided_at": "2026-11-21T08:00:00.000Z"}
+    decisions, _ = run(
+        tmp_path,
+        LINES,
+        "--until",
+        "2026-11-21T09:00:00Z",
+        "--state-out",
+        str(tmp_path / "state.json"),
+    )
+    assert decisions[-1] == {
+        **decisions[-1],
+        "message_id": "m2",
+        "outcome": "sent",
+        "decided_at": "2026-11-21T08:00:00.000Z",
+    }
     states = json.loads((tmp_path / "state.json").read_text())
     assert set(states) == {"c1"} and states["c1"]["pending"] == []
 
@@ -61,7 +119,17 @@ def test_a_bad_policy_file_is_reported_with_its_line(tmp_path):
     policy.write_text('version = "x"\n[dedupe]\nwindow = "soon"\n')
     events = tmp_path / "in.jsonl"
     events.write_text("")
-    result = CliRunner().invoke(main, ["simulate", "--events", str(events), "--out",
-                                       str(tmp_path / "o"), "--policy", str(policy)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--events",
+            str(events),
+            "--out",
+            str(tmp_path / "o"),
+            "--policy",
+            str(policy),
+        ],
+    )
     assert result.exit_code == 1
     assert "p.toml:3: dedupe.window: 'soon' is not a duration" in result.output
