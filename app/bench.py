@@ -36,6 +36,7 @@ from app.policy.model import CHANNELS, CustomerProfile, CustomerState
 from app.policy.rules import load_policy
 from app.simulate import parse_record
 from app.stream.io import ensure_tact_topics
+from app.traffic import now_ms, random_profiles
 
 PARTITIONS = 8
 
@@ -57,18 +58,7 @@ class Result:
 def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
     """Profiles for every customer, then candidates (4 in 5) and events, spread over a minute."""
     rng = random.Random(seed)
-    records: list[dict[str, Any]] = []
-    for i in range(customers):
-        consented = rng.sample(CHANNELS, rng.randint(1, 4))
-        records.append(
-            {
-                "kind": "profile",
-                "customer_id": f"c{i}",
-                "timezone": "UTC",
-                "consents": {c: True for c in consented},
-                "reachable": {c: True for c in consented},
-            }
-        )
+    records = random_profiles(rng, customers, ["UTC"])
     for i in range(events):
         at = iso(start_ms - 60_000 + 60_000 * i // max(events, 1))
         customer = f"c{rng.randrange(customers)}"
@@ -202,10 +192,6 @@ class Bench:
                 name, value = line.split("{")[0].split(" ")[0], float(line.rsplit(" ", 1)[1])
                 sums[name] = sums.get(name, 0.0) + value
         return sums
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:

@@ -22,15 +22,12 @@ from app.client import Publisher, encode_input, read_all
 from app.codecs.avro import Schemas
 from app.codecs.records import iso
 from app.config import TopicNames
+from app.policy.model import CHANNELS
 from app.stream.io import ensure_tact_topics
+from app.traffic import now_ms, random_profiles
 
 PARTITIONS = 4
-CHANNELS = ["email", "sms", "push", "call", "messenger"]
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Europe/London", "Australia/Sydney"]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def story_profiles() -> list[dict[str, Any]]:
@@ -126,18 +123,7 @@ def story(start: int) -> list[dict[str, Any]]:
 
 
 def crowd(rng: random.Random, customers: int, count: int, start: int) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    for i in range(customers):
-        consented = rng.sample(CHANNELS, rng.randint(1, 4))
-        records.append(
-            {
-                "kind": "profile",
-                "customer_id": f"c{i}",
-                "timezone": rng.choice(ZONES),
-                "consents": {c: True for c in consented},
-                "reachable": {c: True for c in consented},
-            }
-        )
+    records = random_profiles(rng, customers, ZONES)
     for i in range(count):
         records.append(
             {

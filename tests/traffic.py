@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-import time
-from datetime import UTC, datetime
 from typing import Any
 
+from app.codecs.records import iso
 from app.policy.localtime import seconds_into_day
+from app.policy.model import CHANNELS
+from app.traffic import random_profiles
 
-CHANNELS = ["email", "sms", "push", "call", "messenger"]
 ZONES = [
     "UTC",
     "Europe/Berlin",
@@ -21,18 +21,6 @@ ZONES = [
     "America/Los_Angeles",
 ]
 EVENT_TYPES = ["email_opened", "offer_clicked", "application_started", "app_opened"]
-
-
-def iso(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def calm_zones(at_ms: int, margin_s: int = 30 * 60) -> list[str]:
@@ -47,19 +35,7 @@ def calm_zones(at_ms: int, margin_s: int = 30 * 60) -> list[str]:
 
 
 def profiles(rng: random.Random, customers: int, zones: list[str]) -> list[dict[str, Any]]:
-    out = []
-    for i in range(customers):
-        consented = rng.sample(CHANNELS, rng.randint(1, 4))
-        out.append(
-            {
-                "kind": "profile",
-                "customer_id": f"c{i}",
-                "timezone": rng.choice(zones),
-                "consents": {c: True for c in consented},
-                "reachable": {c: rng.random() < 0.9 for c in consented},
-            }
-        )
-    return out
+    return random_profiles(rng, customers, zones, reachable_share=0.9)
 
 
 def activity(

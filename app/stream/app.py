@@ -31,7 +31,7 @@ class TactApp(faust.App):
     tact_settings: Settings
     io: RecordIO
     processor: Processor
-    committed: dict[tuple[str, int], int]  # what commit_run committed, for inspection
+    committed: dict[tuple[str, int], int]  # what commit_later offered to commit, for inspection
     decide_agent: Any
 
     committer: Committer

@@ -135,9 +135,9 @@ class Processor:
             clock = self.clock()
             work: dict[int, Run] = {}
             for run in runs:
-                partition_run = work.get(run.partition) or work.setdefault(
-                    run.partition, Run(run.partition, self.recovered[run.partition])
-                )
+                if run.partition not in work:
+                    work[run.partition] = Run(run.partition, self.recovered[run.partition])
+                partition_run = work[run.partition]
                 for record in run.records:
                     self._apply_raw(partition_run, run.topic, record, clock)
             self.metrics.decide_seconds.observe(time.perf_counter() - started)

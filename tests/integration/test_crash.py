@@ -17,9 +17,10 @@ import pytest
 
 from app.policy.rules import load_policy
 from app.simulate import read_records, replay, state_as_json
+from app.traffic import now_ms
 from tests.integration import checks
 from tests.integration.conftest import TopicReader, wait_until
-from tests.traffic import activity, calm_zones, now_ms, profiles
+from tests.traffic import activity, calm_zones, profiles
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,12 @@ from collections import Counter
 
 import pytest
 
+from app.codecs.records import iso
 from app.policy.rules import load_policy
 from app.simulate import read_records, replay
+from app.traffic import now_ms
 from tests.integration.conftest import SCHEMAS, TopicReader, wait_until
-from tests.traffic import activity, calm_zones, iso, now_ms, profiles
+from tests.traffic import activity, calm_zones, profiles
 
 pytestmark = pytest.mark.integration
 
