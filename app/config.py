@@ -63,6 +63,9 @@ class Settings:
     recovery_delay_s: float = 3.0
     standby_replicas: int = 0
     max_record_bytes: int = 256 * 1024
+    # How long a fetch may wait at the broker for data. Kafka answers as soon as data arrives;
+    # the embedded Tansu broker waits the whole time, so there it must be short. 0: per broker.
+    fetch_max_wait_ms: int = 0
     rocksdb_block_cache_mb: int = 32
     rocksdb_write_buffer_mb: int = 16
     schema_ids: Mapping[str, int] = field(default_factory=dict)
@@ -75,6 +78,12 @@ class Settings:
     @property
     def topics(self) -> TopicNames:
         return TopicNames.with_prefix(self.topic_prefix)
+
+    @property
+    def fetch_wait_ms(self) -> int:
+        if self.fetch_max_wait_ms:
+            return self.fetch_max_wait_ms
+        return 10 if self.broker_kind == "tansu" else 500
 
     @property
     def bootstrap_servers(self) -> str:

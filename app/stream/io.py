@@ -57,10 +57,12 @@ class RecordIO(Protocol):
 
 
 class KafkaIO:
-    def __init__(self, bootstrap_servers: str, linger_ms: int = 2, idempotent: bool = True) -> None:
+    def __init__(
+        self, bootstrap_servers: str, idempotent: bool = True, fetch_wait_ms: int = 500
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self.linger_ms = linger_ms
         self.idempotent = idempotent
+        self.fetch_wait_ms = fetch_wait_ms
         self._producer: AIOKafkaProducer | None = None
 
     @property
@@ -73,7 +75,7 @@ class KafkaIO:
         # aiokafka sends one batch per partition at a time, so records stay in order.
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
-            linger_ms=self.linger_ms,
+            linger_ms=0,  # Tact hands over whole batches itself; waiting adds only latency
             max_batch_size=1024 * 1024,
             acks="all",
             # The broker drops a batch it already has when a retry repeats it. (The embedded
@@ -131,7 +133,7 @@ class KafkaIO:
             bootstrap_servers=self.bootstrap_servers,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=self.fetch_wait_ms,
         )
         await consumer.start()
         try:

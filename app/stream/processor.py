@@ -2,12 +2,16 @@
 
 For every run of one partition, in this order:
   1. decide: decode each record (bad ones become dead letters), apply it to the customer's state;
+     records below the partition's input position were decided before and are passed over;
   2. publish the outputs (outbound messages, decisions, dead letters) and wait for the acks;
-  3. write the changed states, the release index and the output checkpoint: changelog, then RocksDB;
+  3. write the changed states, the release index and the checkpoint (output offsets and input
+     positions): changelog, then RocksDB;
   4. (the agent) commit the input offsets.
-A crash anywhere replays the run. Replayed candidates whose message_id is already in state are
-ignored; outputs that reached Kafka although the state did not are found again by reading the
-output topics from the checkpoint (see `recovery.py`) and adopted, never published twice.
+A crash anywhere replays the run. The input positions in the checkpoint make any record read
+twice (a replay, or a fetch repeated by the consumer) a no-op, and a record never delivered
+(a gap) is read again rather than passed over. Outputs that reached Kafka although the state did
+not are found again by reading the output topics from the checkpoint (see `recovery.py`) and
+adopted, never published twice.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -72,12 +77,24 @@ class ProcessorClosed(Exception):
     """The worker is stopping: the run was not processed and must not be committed."""
 
 
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class Progress:
+    """What process() made of the runs it was given."""
+
+    done: dict[TopicPartition, int] = field(default_factory=dict)  # durable up to (next offset)
+    rewind: dict[TopicPartition, int] = field(default_factory=dict)  # a gap: read again from here
+
+
 @dataclass
 class Run:
     """The work of one partition between two durable points."""
 
     partition: int
     recovered: Recovered
+    inputs: dict[str, int] = field(default_factory=dict)  # next input offset per input topic
     states: dict[str, CustomerState | None] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     due_before: dict[str, int | None] = field(default_factory=dict)
@@ -111,6 +128,7 @@ class Processor:
         self.assigned: set[int] = set()
         self.recovered: dict[int, Recovered] = {}  # partitions made ready, and what recovery found
         self.positions: dict[int, dict[str, int]] = {}  # next offset of each output topic
+        self.inputs: dict[int, dict[str, int]] = {}  # next input offset, as last made durable
         self.backlog: dict[int, int] = {}
         self.closed = False
         self._decoders: dict[str, tuple[AvroCodec, Callable[[dict[str, Any]], Input]]] = {
@@ -125,26 +143,59 @@ class Processor:
 
     # -- the two entry points: what a fetch brought, and the release timer ---------------------
 
-    async def process(self, runs: list[InputRun]) -> None:
-        """Decide runs of input records (in order) and make all of it durable at once."""
+    async def process(self, runs: list[InputRun]) -> Progress:
+        """Decide runs of input records (in order) and make all of it durable at once.
+
+        Runs of partitions this worker does not own (fetched before a rebalance) are left alone.
+        """
         async with self.lock:
             if self.closed:
                 raise ProcessorClosed()
+            runs = [run for run in runs if run.partition in self.assigned]
             await self._ready({run.partition for run in runs})
             started = time.perf_counter()
             clock = self.clock()
+            progress = Progress()
             work: dict[int, Run] = {}
+            decided: Counter[str] = Counter()
             for run in runs:
                 if run.partition not in work:
-                    work[run.partition] = Run(run.partition, self.recovered[run.partition])
-                partition_run = work[run.partition]
-                for record in run.records:
-                    self._apply_raw(partition_run, run.topic, record, clock)
+                    work[run.partition] = self._new_run(run.partition)
+                records = self._unread(work[run.partition], run, progress)
+                for record in records:
+                    self._apply_raw(work[run.partition], run.topic, record, clock)
+                decided[run.topic] += len(records)
             self.metrics.decide_seconds.observe(time.perf_counter() - started)
             await self._flush(list(work.values()))
-            for run in runs:
-                self.metrics.records_in.labels(run.topic).inc(len(run.records))
-            self.metrics.batch_records.observe(sum(len(run.records) for run in runs))
+            for partition_run in work.values():
+                self.inputs[partition_run.partition] = partition_run.inputs
+                for topic, offset in partition_run.inputs.items():
+                    progress.done[(topic, partition_run.partition)] = offset
+            for topic, count in decided.items():
+                self.metrics.records_in.labels(topic).inc(count)
+            self.metrics.batch_records.observe(sum(decided.values()))
+            return progress
+
+    def _unread(self, work: Run, run: InputRun, progress: Progress) -> list[Any]:
+        """The records of `run` past the partition's input position; none if some are missing."""
+        tp = (run.topic, run.partition)
+        expected = work.inputs.get(run.topic)
+        records = run.records
+        if expected is not None:
+            records = [r for r in records if r.offset >= expected]
+        if tp in progress.rewind or not records:
+            return []
+        if expected is not None and records[0].offset > expected:
+            log.warning(
+                "%s[%d]: offsets %d to %d were not delivered; reading them again",
+                *tp,
+                expected,
+                records[0].offset - 1,
+            )
+            progress.rewind[tp] = expected
+            return []
+        work.inputs[run.topic] = int(records[-1].offset) + 1
+        return list(records)
 
     async def release_due(self) -> int:
         """Decide every held candidate that is due by now; returns how many customers."""
@@ -175,6 +226,7 @@ class Processor:
                 self.assigned.discard(partition)
                 self.recovered.pop(partition, None)
                 self.positions.pop(partition, None)
+                self.inputs.pop(partition, None)
                 if self.backlog.pop(partition, None) is not None:
                     self.metrics.deferred_backlog.remove(str(partition))
 
@@ -311,7 +363,7 @@ class Processor:
     def _release_partition(self, partition: int, clock: int) -> Run:
         stop = due_key(clock + 1, "")
         customers = {customer_of_due_key(k) for k in self.store.keys(partition, DUE_PREFIX, stop)}
-        run = Run(partition, self.recovered[partition])
+        run = self._new_run(partition)
         for customer_id in sorted(customers):
             state = self._state(run, customer_id)
             if state is not None:
@@ -360,7 +412,7 @@ class Processor:
                     changes[due_key(after, customer_id)] = b""
             backlog_change += (len(state.pending) if state else 0) - run.pending_before[customer_id]
         self._count_backlog(run.partition, backlog_change)
-        checkpoint = run.recovered.checkpoint(self.positions[run.partition])
+        checkpoint = {**run.recovered.checkpoint(self.positions[run.partition]), **run.inputs}
         changes[CHECKPOINT_KEY] = msgpack.packb(checkpoint)
         return changes
 
@@ -385,12 +437,21 @@ class Processor:
         runs = []
         for partition, (recovered, positions) in sorted(found.items()):
             self.positions[partition] = positions
+            self.inputs[partition] = self._stored_inputs(partition)
             self.backlog[partition] = self._count_held(partition)
-            runs.append(Run(partition, recovered))
+            runs.append(Run(partition, recovered, dict(self.inputs[partition])))
             self._adopt_released(runs[-1])
         await self._flush(runs)  # also stores the first checkpoint of a new partition
         for run in runs:
             self.recovered[run.partition] = run.recovered
+
+    def _new_run(self, partition: int) -> Run:
+        return Run(partition, self.recovered[partition], dict(self.inputs[partition]))
+
+    def _stored_inputs(self, partition: int) -> dict[str, int]:
+        raw = self.store.get(partition, CHECKPOINT_KEY)
+        checkpoint: dict[str, int] = msgpack.unpackb(raw) if raw is not None else {}
+        return {topic: checkpoint[topic] for topic in self.topics.inputs if topic in checkpoint}
 
     def _adopt_released(self, run: Run) -> None:
         """Held candidates whose final decision was published before the crash: adopt it now,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from faust.serializers import codecs
 from faust.tables import TableManager
@@ -38,19 +38,12 @@ class InputRun:
     partition: int
     records: list[Any]  # aiokafka ConsumerRecords: .offset, .key, .value, .timestamp
 
-    @property
-    def next_offset(self) -> int:
-        return int(self.records[-1].offset) + 1
-
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
     """Everything one fetch brought for the input topics: the value of one Faust event."""
 
     runs: list[InputRun]
-
-    def next_offsets(self) -> dict[TP, int]:
-        return {TP(run.topic, run.partition): run.next_offset for run in self.runs}
 
 
 class _PassThrough(codecs.Codec):
@@ -77,9 +70,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     """
 
     batch_topics: tuple[str, ...] = ()
+    fetch_wait_ms: int = 500
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
         records, active = await self._wait_next_records(timeout)
+        generation = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
         if not self.flow_active:
@@ -101,9 +99,13 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 await self.seek(tp, run[0].offset)
             else:
                 runs.append(InputRun(tp.topic, tp.partition, run))
-        if runs:
+        if runs and generation == self.app.consumer_generation_id:
             first = TP(runs[0].topic, runs[0].partition)
-            yield first, _fetch_message(first, Fetch(runs), self.app.consumer_generation_id)
+            # Faust drops a message whose offset is below the last one read from its partition
+            # (it assumes one message per record). A Fetch carries many partitions and may
+            # repeat records after a seek back; Tact orders and deduplicates them itself.
+            self._read_offset[first] = None
+            yield first, _fetch_message(first, Fetch(runs), generation)
 
     async def _behind_earlier_topics(self, tp: TP) -> bool:
         for topic in self.batch_topics[: self.batch_topics.index(tp.topic)]:
@@ -138,6 +140,15 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return await self._commit_offsets(offsets)
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust fixes the fetch wait at 1,500 ms; Tact sets its own (see Settings.fetch_wait_ms)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = cast(BatchingConsumer, self.consumer).fetch_wait_ms
+        return consumer
+
+
 def _fetch_message(tp: TP, fetch: Fetch, generation: int) -> ConsumerMessage:
     last = fetch.runs[0].records[-1]
     return ConsumerMessage(
@@ -157,8 +168,14 @@ def _fetch_message(tp: TP, fetch: Fetch, generation: int) -> ConsumerMessage:
     )
 
 
-def batching_transport(batch_topics: Iterable[str]) -> type[faust_aiokafka.Transport]:
-    consumer = type("TactConsumer", (BatchingConsumer,), {"batch_topics": tuple(batch_topics)})
+def batching_transport(
+    batch_topics: Iterable[str], fetch_wait_ms: int
+) -> type[faust_aiokafka.Transport]:
+    consumer = type(
+        "TactConsumer",
+        (BatchingConsumer,),
+        {"batch_topics": tuple(batch_topics), "fetch_wait_ms": fetch_wait_ms},
+    )
     return type("TactTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})
 
 

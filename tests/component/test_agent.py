@@ -64,6 +64,7 @@ def app():
         Settings(store="memory://", app_id="tact-component", partitions=1, metrics_port=0)
     )
     app.processor.clock = lambda: T0
+    app.processor.assign([0])
     return app
 
 
@@ -164,6 +165,7 @@ def restart(app):
     )
     again.processor.store = app.processor.store
     again.processor.clock = lambda: T0
+    again.processor.assign([0])
     return again
 
 
@@ -207,3 +209,28 @@ async def test_checkpoint_waits_for_adoption_across_a_second_crash(app):
     assert len(app.io.values(topics.outbound["email"])) == 1
     checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
     assert checkpoint[topics.decisions] == 1
+
+
+async def test_records_fetched_twice_are_decided_once(app):
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"), candidate("m2"))
+        await put(agent, topics.candidates, 0, candidate("m1"), candidate("m2"), candidate("m3"))
+    assert [d["message_id"] for d in decisions(app)] == ["m1", "m2", "m3"]
+    checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
+    assert checkpoint[topics.candidates] == 3 and checkpoint[topics.profiles] == 1
+    assert app.committed[(topics.candidates, 0)] == 3
+
+
+async def test_a_gap_in_the_offsets_is_read_again_not_passed_over(app):
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"))
+        await put(agent, topics.candidates, 0, candidate("m3"), first_offset=2)  # 1 is missing
+        assert [d["message_id"] for d in decisions(app)] == ["m1"]
+        assert app.committed[(topics.candidates, 0)] == 1, "nothing committed past the gap"
+        await put(agent, topics.candidates, 0, candidate("m2"), candidate("m3"), first_offset=1)
+    assert [d["message_id"] for d in decisions(app)] == ["m1", "m2", "m3"]
+    assert app.committed[(topics.candidates, 0)] == 3

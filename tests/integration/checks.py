@@ -59,7 +59,10 @@ def caps_hold(messages: list[dict[str, Any]], policy: Policy) -> None:
             )
             for start in times:
                 inside = sum(start <= t < start + cap.window_ms for t in times)
-                assert inside <= cap.limit, f"{customer} got {inside} messages under cap {cap.name}"
+                assert inside <= cap.limit, (
+                    f"{customer} got {inside} messages under cap {cap.name}: "
+                    f"{[(m['message_id'], m['channel'], m['sent_at']) for m in sent]}"
+                )
 
 
 def table_states(records: list[Any]) -> dict[str, dict[str, Any]]:

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from app.broker import EmbeddedBroker, free_port
@@ -127,6 +129,7 @@ class Harness:
             "TACT_APP_ID": f"tact-it-{n}-{os.getpid()}",
         }
         self.workers: list[Worker] = []
+        self.published: Counter[str] = Counter()  # records per topic
         asyncio.run(ensure_tact_topics(broker.bootstrap, self.topics, PARTITIONS))
 
     def worker(self, name: str = "w1", **env: str) -> Worker:
@@ -147,15 +150,55 @@ class Harness:
             async with Publisher(self.broker.bootstrap) as publisher:
                 return await publisher.publish(encoded)
 
-        return asyncio.run(go())
+        sent = asyncio.run(go())
+        self.published.update(e.topic for e in encoded)
+        return sent
 
     def publish_raw(self, items: Iterable[tuple[str, bytes | None, bytes | None]]) -> None:
+        items = list(items)
+
         async def go() -> None:
             async with Publisher(self.broker.bootstrap) as publisher:
                 futures = [await publisher.producer.send(t, v, key=k) for t, k, v in items]
                 await asyncio.gather(*futures)
 
         asyncio.run(go())
+        self.published.update(topic for topic, _, _ in items)
+
+    def committed(self) -> Counter[str]:
+        """Input records per topic the workers have made durable (their group's commits)."""
+
+        async def go() -> Counter[str]:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
+            await admin.start()
+            try:
+                tps = [TopicPartition(t, p) for t in self.topics.inputs for p in range(PARTITIONS)]
+                offsets = await admin.list_consumer_group_offsets(
+                    self.env["TACT_APP_ID"], partitions=tps
+                )
+            finally:
+                await admin.close()
+            counts: Counter[str] = Counter()
+            for tp, meta in offsets.items():
+                counts[tp.topic] += max(meta.offset, 0)
+            return counts
+
+        return asyncio.run(go())
+
+    def wait_until_all_committed(self, timeout: float = 300) -> None:
+        """Until every published input record is durable: only then is the table final."""
+        wanted = {t: self.published[t] for t in self.topics.inputs}
+        seen: dict[str, int] = {}
+
+        def all_committed() -> bool:
+            committed = self.committed()
+            seen.update({t: committed[t] for t in wanted})
+            return seen == wanted
+
+        try:
+            wait_until(all_committed, timeout, f"the workers to commit {wanted}", every=1.0)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; committed: {seen}") from None
 
     def stop(self) -> None:
         for worker in self.workers:

@@ -151,6 +151,7 @@ def test_kill_nine_at_random_points_loses_nothing_and_sends_nothing_twice(harnes
     reader = read_outputs(harness)
     candidates = {r["message_id"] for r in traffic if r["kind"] == "candidate"}
     wait_for_decisions(reader, harness, candidates, timeout=300)
+    harness.wait_until_all_committed()
     worker.stop()
     reader.poll(2.0)
     assert_invariants(harness, reader, traffic, policy)
@@ -176,6 +177,7 @@ def wait_for_all_decided(harness, worker_list, traffic):
     reader = read_outputs(harness)
     candidates = {r["message_id"] for r in traffic if r["kind"] == "candidate"}
     wait_for_decisions(reader, harness, candidates, timeout=300)
+    harness.wait_until_all_committed()
     for worker in worker_list:
         worker.stop()
     reader.poll(2.0)
