@@ -4,7 +4,8 @@
 2. pipe:   a plain aiokafka consume -> produce loop moves the same records to another topic.
 3. engine: a Tact worker process decides them all (policy, RocksDB state, changelog, decisions
            and outbound topics), timed from its first durable run to its last.
-4. latency: candidates produced at half the engine's peak rate; produce time -> outbound visible.
+4. latency: candidates produced at half the engine's peak rate (or --latency-rate);
+           produce time -> outbound visible.
 5. core:   the pure policy core alone, in this process.
 """
 
@@ -93,8 +94,11 @@ def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[d
 
 
 class Bench:
-    def __init__(self, customers: int, events: int, say: Any) -> None:
+    def __init__(
+        self, customers: int, events: int, say: Any, latency_rate: float | None = None
+    ) -> None:
         self.customers, self.events, self.say = customers, events, say
+        self.latency_rate = latency_rate
         self.schemas = Schemas.load()
         self.work = Path(tempfile.mkdtemp(prefix="tact-bench-"))
 
@@ -118,7 +122,7 @@ class Bench:
             try:
                 engine = self.engine_rate(worker, len(encoded))
                 self.say(f"engine: {engine:,.0f} records/s")
-                load = engine / 2
+                load = self.latency_rate or engine / 2
                 p50, p99 = asyncio.run(
                     latency(broker.bootstrap, topics, self.schemas, load, self.customers)
                 )

@@ -170,12 +170,19 @@ def demo(customers: int, candidates: int, keep_running: bool) -> None:
     show_default=True,
     help="Candidates and events to pre-load (about 4 in 5 are candidates)",
 )
+@click.option(
+    "--latency-rate",
+    type=float,
+    default=None,
+    help="Candidates/s for the latency run [default: half the engine's peak]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on the last line")
-def bench(customers: int, events: int, as_json: bool) -> None:
+def bench(customers: int, events: int, latency_rate: float | None, as_json: bool) -> None:
     """Measure the engine against a raw aiokafka pass-through, on the embedded broker."""
     from app.bench import Bench, print_table, result_json
 
-    result = Bench(customers, events, say=lambda line: click.echo(line, err=True)).run()
+    say = lambda line: click.echo(line, err=True)  # noqa: E731
+    result = Bench(customers, events, say, latency_rate).run()
     print_table(result)
     if as_json:
         click.echo(result_json(result))
