@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -75,16 +77,22 @@ class TactApp(faust.App):
 
 
 class Committer:
-    """Commits input offsets in the background, newest first, one request at a time.
+    """Commits input offsets in the background, newest first, at most once per `interval`.
 
-    Committing is not needed for correctness (a replay is idempotent), only to bound how much
-    is read again after a crash; so it never holds up deciding.
+    Committing is not needed for correctness (the checkpoint's input positions make a replay a
+    no-op), only to bound how much is read again after a crash; so it never holds up deciding,
+    and it is not worth a request per batch.
     """
 
-    def __init__(self, commit: Callable[[dict[TP, int]], Awaitable[Any]]) -> None:
+    def __init__(
+        self, commit: Callable[[dict[TP, int]], Awaitable[Any]], interval: float = 1.0
+    ) -> None:
         self.commit = commit
+        self.interval = interval
         self.pending: dict[TP, int] = {}
         self.task: asyncio.Task[None] | None = None
+        self.last = 0.0
+        self.hurry = asyncio.Event()
 
     def offer(self, offsets: dict[TP, int]) -> None:
         self.pending.update(offsets)
@@ -93,15 +101,25 @@ class Committer:
 
     async def _commit_pending(self) -> None:
         while self.pending:
+            wait = self.last + self.interval - time.monotonic()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.hurry.wait(), wait)
             offsets, self.pending = self.pending, {}
+            self.last = time.monotonic()
             try:
                 await self.commit(offsets)
             except Exception as exc:  # the next commit carries newer offsets anyway
                 log.warning("could not commit input offsets: %r", exc)
 
     async def drain(self) -> None:
+        """Commit what is pending now (partitions are leaving, or the worker is stopping)."""
         if self.task is not None:
-            await self.task
+            self.hurry.set()
+            try:
+                await self.task
+            finally:
+                self.hurry.clear()
 
 
 def build_app(

@@ -111,9 +111,20 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         for topic in self.batch_topics[: self.batch_topics.index(tp.topic)]:
             earlier = TP(topic, tp.partition)
             highwater = self.highwater(earlier)
-            if highwater is None or (await self.position(earlier) or 0) < highwater:
+            if highwater is None or (await self._position(earlier) or 0) < highwater:
                 return True
         return False
+
+    async def _position(self, tp: TP) -> int | None:
+        """The consumer's position, read in place when it is known: asking the consumer thread
+        costs a round trip between threads, several per fetch."""
+        consumer = getattr(self._thread, "_consumer", None)
+        subscription = consumer._subscription if consumer is not None else None
+        if subscription is not None and subscription.is_assigned(tp):
+            state = subscription.subscription.assignment.state_value(tp)
+            if state.has_valid_position:
+                return int(state.position)
+        return await self.position(tp)
 
     def _rank(self, item: tuple[TP, Any]) -> tuple[int, int]:
         tp = item[0]
