@@ -57,9 +57,7 @@ class RecordIO(Protocol):
 
 
 class KafkaIO:
-    def __init__(
-        self, bootstrap_servers: str, idempotent: bool = True, fetch_wait_ms: int = 500
-    ) -> None:
+    def __init__(self, bootstrap_servers: str, idempotent: bool, fetch_wait_ms: int) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.idempotent = idempotent
         self.fetch_wait_ms = fetch_wait_ms

@@ -44,7 +44,7 @@ from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, rele
 from app.policy.model import Candidate, CustomerState, Decision, OutboundMessage, Outcome
 from app.policy.rules import Policy
 from app.stream.io import OutRecord, RecordIO
-from app.stream.recovery import Recovered, recover_partitions
+from app.stream.recovery import Recovered, read_checkpoint, recover_partitions
 from app.stream.store import (
     CHECKPOINT_KEY,
     DUE_PREFIX,
@@ -449,8 +449,7 @@ class Processor:
         return Run(partition, self.recovered[partition], dict(self.inputs[partition]))
 
     def _stored_inputs(self, partition: int) -> dict[str, int]:
-        raw = self.store.get(partition, CHECKPOINT_KEY)
-        checkpoint: dict[str, int] = msgpack.unpackb(raw) if raw is not None else {}
+        checkpoint = read_checkpoint(self.store, partition)
         return {topic: checkpoint[topic] for topic in self.topics.inputs if topic in checkpoint}
 
     def _adopt_released(self, run: Run) -> None:

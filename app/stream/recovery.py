@@ -84,6 +84,12 @@ class Recovered:
         }
 
 
+def read_checkpoint(store: PartitionStore, partition: int) -> dict[str, int]:
+    """The partition's last durable checkpoint: next offset per output and input topic."""
+    raw = store.get(partition, CHECKPOINT_KEY)
+    return msgpack.unpackb(raw) if raw is not None else {}
+
+
 async def recover_partitions(
     partitions: Iterable[int],
     topics: TopicNames,
@@ -98,8 +104,7 @@ async def recover_partitions(
     """
     starts: Offsets = {}
     for partition in partitions:
-        raw = store.get(partition, CHECKPOINT_KEY)
-        checkpoint: dict[str, int] = msgpack.unpackb(raw) if raw is not None else {}
+        checkpoint = read_checkpoint(store, partition)
         for topic in topics.outputs:
             # -1: from the current end (the topic is new to this partition's checkpoint)
             starts[(topic, partition)] = checkpoint.get(topic, -1)

@@ -70,7 +70,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     """
 
     batch_topics: tuple[str, ...] = ()
-    fetch_wait_ms: int = 500
+    fetch_wait_ms: int  # set by batching_transport (see Settings.fetch_wait_ms)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
