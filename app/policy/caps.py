@@ -7,8 +7,7 @@ stay within the limit. Checking every window (not only the one ending now) keeps
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
 
 from app.policy.localtime import calendar_period
 from app.policy.model import Category, Send
@@ -20,7 +19,7 @@ def is_capped(category: Category, policy: Policy) -> bool:
 
 
 def exceeded_caps(
-    sends: Iterable[Send],
+    sends: tuple[Send, ...],
     at: int,
     channel: str,
     category: Category,
@@ -29,18 +28,23 @@ def exceeded_caps(
     per_channel: bool,
 ) -> list[str]:
     """Names of the caps a send at `at` would break; only per-channel caps, or only the others."""
-    if not is_capped(category, policy):
-        return []
-    caps = [c for c in policy.caps if c.per_channel == per_channel and c.counts(channel, category)]
+    caps = policy.caps_for(channel, category, per_channel)
     if not caps:
         return []
-    counted = [s for s in sends if policy.categories[s.category].counts_toward_caps]
+    counted = [s for s in sends if s.category in policy.counted_categories]
+    all_times = [s.at for s in counted]
     return [
         cap.name
         for cap in caps
         if len(counted) >= cap.limit  # fewer sends than the limit cannot fill any window
-        and _would_exceed(cap, [s.at for s in counted if cap.counts(s.channel, s.category)], at, tz)
+        and _would_exceed(cap, _times_counted(cap, counted, all_times), at, tz)
     ]
+
+
+def _times_counted(cap: CapRule, counted: list[Send], all_times: list[int]) -> list[int]:
+    if not cap.channels and not cap.categories:
+        return all_times
+    return [s.at for s in counted if cap.counts(s.channel, s.category)]
 
 
 def _would_exceed(cap: CapRule, times: list[int], at: int, tz: str) -> bool:
@@ -52,8 +56,12 @@ def _would_exceed(cap: CapRule, times: list[int], at: int, tz: str) -> bool:
 
 
 def _busiest_window(times: list[int], at: int, window: int) -> int:
-    """The most existing sends in any window [x, x + window) that also contains `at`."""
-    nearby = sorted(t for t in times if at - window < t < at + window)
+    """The most existing sends in any window [x, x + window) that also contains `at`.
+
+    `times` is in order, as a customer's sends are kept."""
+    nearby = times[bisect_right(times, at - window) : bisect_left(times, at + window)]
+    if not nearby or nearby[-1] <= at:
+        return len(nearby)  # all of them fit in the window that starts at the first
     # The busiest such window starts at one of the sends before `at`, or at `at` itself.
     starts = [t for t in nearby if t <= at] + [at]
     return max(bisect_left(nearby, start + window) - bisect_left(nearby, start) for start in starts)

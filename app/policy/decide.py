@@ -6,7 +6,8 @@ Every function here is pure: state and time come in, a new state and the records
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 
 from app.policy.caps import exceeded_caps, is_capped
 from app.policy.channels import channel_order
@@ -29,6 +30,7 @@ from app.policy.model import (
     Step,
     Urgency,
     evolve,
+    value,
 )
 from app.policy.priority import rank
 from app.policy.quiet_hours import held_until
@@ -51,7 +53,7 @@ def decision_time(record_time: int, clock: int) -> int:
     return clock
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Verdict:
     outcome: Outcome
     at: int
@@ -161,13 +163,19 @@ def settle(state: CustomerState, candidate: Candidate, verdict: Verdict, policy:
         category=candidate.category,
         release_at=verdict.release_at,
     )
-    state = evolve(state, decided={**state.decided, candidate.message_id: verdict.at})
+    decided = {**state.decided, candidate.message_id: verdict.at}
     if verdict.outcome is Outcome.DEFERRED:
-        return Step(_hold_candidate(state, candidate, verdict), (decision,))
-    state = _release_claim(state, candidate)
-    if verdict.outcome is not Outcome.SENT or verdict.channel is None:
+        assert verdict.release_at is not None
+        held = Pending(candidate, verdict.release_at, verdict.hold_reason)
+        dedupe = _claimed(state.dedupe, candidate, verdict.at)
+        state = evolve(state, decided=decided, dedupe=dedupe, pending=(*state.pending, held))
         return Step(state, (decision,))
-    state = _record_send(state, candidate, verdict.channel, verdict.at)
+    if verdict.outcome is not Outcome.SENT or verdict.channel is None:
+        state = evolve(state, decided=decided, dedupe=_unclaimed(state.dedupe, candidate))
+        return Step(state, (decision,))
+    send = Send(verdict.at, verdict.channel, candidate.category)
+    dedupe = _claimed(state.dedupe, candidate, verdict.at)
+    state = evolve(state, decided=decided, dedupe=dedupe, sends=_with_send(state.sends, send))
     return Step(
         state, (decision,), (_outbound(state, candidate, verdict.channel, verdict.at, policy),)
     )
@@ -242,39 +250,32 @@ def _choose_within_caps(
     return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(refusals))
 
 
-def _hold_candidate(state: CustomerState, candidate: Candidate, verdict: Verdict) -> CustomerState:
-    assert verdict.release_at is not None
-    held = Pending(candidate, verdict.release_at, verdict.hold_reason)
-    return _claim(evolve(state, pending=(*state.pending, held)), candidate, verdict.at)
+def _with_send(sends: tuple[Send, ...], send: Send) -> tuple[Send, ...]:
+    """Sends stay in time order, however late a record arrives."""
+    if sends and sends[-1].at > send.at:
+        return tuple(sorted((*sends, send), key=lambda s: s.at))
+    return (*sends, send)
 
 
-def _record_send(
-    state: CustomerState, candidate: Candidate, channel: str, at: int
-) -> CustomerState:
-    send = Send(at, channel, candidate.category)
-    sends = state.sends
-    if sends and sends[-1].at > at:
-        sends = tuple(sorted((*sends, send), key=lambda s: s.at))
-    else:
-        sends = (*sends, send)
-    return _claim(evolve(state, sends=sends), candidate, at)
-
-
-def _claim(state: CustomerState, candidate: Candidate, at: int) -> CustomerState:
+def _claimed(
+    dedupe: Mapping[str, DedupeEntry], candidate: Candidate, at: int
+) -> Mapping[str, DedupeEntry]:
     """A sent or held candidate owns its dedupe_key for the dedupe window."""
     key = candidate.dedupe_key
     if not key:
-        return state
-    return evolve(state, dedupe={**state.dedupe, key: DedupeEntry(at, candidate.message_id)})
+        return dedupe
+    return {**dedupe, key: DedupeEntry(at, candidate.message_id)}
 
 
-def _release_claim(state: CustomerState, candidate: Candidate) -> CustomerState:
+def _unclaimed(
+    dedupe: Mapping[str, DedupeEntry], candidate: Candidate
+) -> Mapping[str, DedupeEntry]:
     """A candidate that did not go out gives its dedupe_key back."""
     key = candidate.dedupe_key
-    entry = state.dedupe.get(key) if key else None
+    entry = dedupe.get(key) if key else None
     if entry is None or entry.message_id != candidate.message_id:
-        return state
-    return evolve(state, dedupe={k: e for k, e in state.dedupe.items() if k != key})
+        return dedupe
+    return {k: e for k, e in dedupe.items() if k != key}
 
 
 def _without_pending(state: CustomerState, message_id: str) -> CustomerState:

@@ -26,7 +26,7 @@ def forget_old(state: CustomerState, now: int, policy: Policy) -> CustomerState:
     send_horizon = now - policy.history_ms
     dedupe_horizon = now - policy.dedupe_window_ms
     stale_sends = state.sends and state.sends[0].at < send_horizon
-    stale_decided = any(at < dedupe_horizon for at in state.decided.values())
+    stale_decided = state.decided and min(state.decided.values()) < dedupe_horizon
     stale_keys = any(e.accepted_at < dedupe_horizon for e in state.dedupe.values())
     if not (stale_sends or stale_decided or stale_keys):
         return state

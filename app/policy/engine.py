@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from app.policy.decide import decide, decision_time, forget, on_event, on_profile, release_due
 from app.policy.model import (
     Candidate,
@@ -12,12 +10,13 @@ from app.policy.model import (
     CustomerState,
     Decision,
     OutboundMessage,
+    value,
 )
 from app.policy.rules import Policy
 from app.policy.validate import candidate_problem, event_problem, profile_problem
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ProfileDeleted:
     """A tombstone on the profiles topic: forget the customer."""
 
@@ -27,7 +26,7 @@ class ProfileDeleted:
 Input = Candidate | CustomerEvent | CustomerProfile | ProfileDeleted
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Applied:
     state: CustomerState | None  # None: the customer is forgotten
     decisions: tuple[Decision, ...] = ()

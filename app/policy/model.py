@@ -9,6 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar, dataclass_transform
+
+_V = TypeVar("_V")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def value(cls: type[_V]) -> type[_V]:
+    """An immutable value class. mypy rejects any assignment to its fields; the check is not
+    repeated at run time, where a frozen dataclass costs a third of the core's time to build."""
+    return dataclass(slots=True, unsafe_hash=True)(cls)
+
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "push", "call", "messenger")
 
@@ -47,7 +58,7 @@ class Outcome(StrEnum):
 FINAL_OUTCOMES = frozenset(Outcome) - {Outcome.DEFERRED}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CustomerProfile:
     customer_id: str
     timezone: str
@@ -56,7 +67,7 @@ class CustomerProfile:
     preferred_channel: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CustomerEvent:
     event_id: str
     customer_id: str
@@ -66,7 +77,7 @@ class CustomerEvent:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Candidate:
     message_id: str
     customer_id: str
@@ -82,7 +93,7 @@ class Candidate:
     payload: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Decision:
     """The one record that says what happened to a candidate, and why."""
 
@@ -97,14 +108,14 @@ class Decision:
     release_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ContextItem:
     type: str
     at: int
     channel: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class OutboundMessage:
     """What a channel gateway receives: send it, identified by message_id."""
 
@@ -120,7 +131,7 @@ class OutboundMessage:
     context_summary: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Send:
     """A message that went out, remembered for caps."""
 
@@ -129,7 +140,7 @@ class Send:
     category: Category
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Pending:
     """A candidate held back (quiet hours, arbitration) until `release_at`."""
 
@@ -143,13 +154,13 @@ class Pending:
         return self.release_at if expires_at is None else min(self.release_at, expires_at)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DedupeEntry:
     accepted_at: int
     message_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CustomerState:
     """Everything Tact remembers about one customer."""
 
@@ -175,11 +186,13 @@ def evolve(state: CustomerState, **changes: object) -> CustomerState:
     """`dataclasses.replace` for the hot path: the same result, without its per-call checks."""
     new = object.__new__(CustomerState)
     for name in _STATE_FIELDS:
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(state, name))
+        setattr(new, name, getattr(state, name))
+    for name, changed in changes.items():
+        setattr(new, name, changed)
     return new
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Step:
     """The result of one core call: the customer's new state and what to emit."""
 

@@ -9,7 +9,7 @@ import difflib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -73,10 +73,37 @@ class Policy:
     max_pending_per_customer: int
     context_events: int
 
-    history_ms: int = 0  # set from the caps in __post_init__
+    # Derived from the rules above, once, for the hot path:
+    history_ms: int = field(default=0, init=False)
+    counted_categories: frozenset[Category] = field(
+        default=frozenset(), init=False, repr=False, compare=False
+    )
+    caps_limiting: Mapping[tuple[str, Category, bool], tuple[CapRule, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "history_ms", history_for(self.caps))
+        counted = frozenset(c for c, rule in self.categories.items() if rule.counts_toward_caps)
+        object.__setattr__(self, "counted_categories", counted)
+        object.__setattr__(self, "caps_limiting", caps_limiting(self.caps, self.categories))
+
+    def caps_for(self, channel: str, category: Category, per_channel: bool) -> tuple[CapRule, ...]:
+        """The caps that can hold back a send of `category` on `channel`."""
+        return self.caps_limiting[channel, category, per_channel]
+
+
+def caps_limiting(
+    caps: tuple[CapRule, ...], categories: Mapping[Category, CategoryRule]
+) -> dict[tuple[str, Category, bool], tuple[CapRule, ...]]:
+    return {
+        (channel, category, per_channel): ()
+        if categories[category].bypass_caps
+        else tuple(c for c in caps if c.per_channel == per_channel and c.counts(channel, category))
+        for channel in CHANNELS
+        for category in Category
+        for per_channel in (False, True)
+    }
 
 
 def history_for(caps: tuple[CapRule, ...]) -> int:
