@@ -77,7 +77,8 @@ def decide(state: CustomerState, candidate: Candidate, now: int, policy: Policy)
 def on_event(state: CustomerState, event: CustomerEvent, now: int, policy: Policy) -> Step:
     """Remember a customer event; consent events change what later decisions may do."""
     released = release_due(state, now, policy)
-    return replace(released, state=_record_event(released.state, event, policy))
+    state = _record_event(released.state, event, policy)
+    return Step(state, released.decisions, released.outbound)
 
 
 def on_profile(state: CustomerState, profile: CustomerProfile) -> CustomerState:
