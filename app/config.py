@@ -66,8 +66,6 @@ class Settings:
     # How long a fetch may wait at the broker for data. Kafka answers as soon as data arrives;
     # the embedded Tansu broker waits the whole time, so there it must be short. 0: per broker.
     fetch_max_wait_ms: int = 0
-    # Decoded states of this many recently seen customers are kept in memory (0: none).
-    state_cache_customers: int = 20_000
     rocksdb_block_cache_mb: int = 32
     rocksdb_write_buffer_mb: int = 16
     schema_ids: Mapping[str, int] = field(default_factory=dict)

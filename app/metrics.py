@@ -73,12 +73,6 @@ class Metrics:
             "Candidates whose message_id was already decided (redelivery or producer retry)",
             registry=r,
         )
-        self.state_reads = Counter(
-            "tact_state_reads",
-            "Customer states read for deciding, from the cache of recent customers or the store",
-            ["source"],
-            registry=r,
-        )
         self.assigned_partitions = Gauge(
             "tact_assigned_partitions", "Input partitions this worker owns", registry=r
         )

@@ -164,7 +164,6 @@ def build_app(
         metrics,
         failpoint=settings.failpoint,
         max_record_bytes=settings.max_record_bytes,
-        state_cache_size=settings.state_cache_customers,
     )
     _wire_agent(app)
     _wire_release_timer(app, settings.release_interval_s)

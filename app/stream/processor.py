@@ -43,7 +43,6 @@ from app.policy.decide import adopt
 from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, release
 from app.policy.model import Candidate, CustomerState, Decision, OutboundMessage, Outcome
 from app.policy.rules import Policy
-from app.stream.cache import StateCache
 from app.stream.io import OutRecord, RecordIO
 from app.stream.recovery import Recovered, read_checkpoint, recover_partitions
 from app.stream.store import (
@@ -116,7 +115,6 @@ class Processor:
         clock: Callable[[], int] = wall_clock_ms,
         failpoint: str = "",
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        state_cache_size: int = 0,
     ) -> None:
         self.topics = topics
         self.policy = policy
@@ -132,7 +130,6 @@ class Processor:
         self.positions: dict[int, dict[str, int]] = {}  # next offset of each output topic
         self.inputs: dict[int, dict[str, int]] = {}  # next input offset, as last made durable
         self.backlog: dict[int, int] = {}
-        self.cache = StateCache(state_cache_size)
         self.closed = False
         self._decoders: dict[str, tuple[AvroCodec, Callable[[dict[str, Any]], Input]]] = {
             topics.profiles: (schemas["tact.CustomerProfile"], profile_from_dict),
@@ -230,7 +227,6 @@ class Processor:
                 self.recovered.pop(partition, None)
                 self.positions.pop(partition, None)
                 self.inputs.pop(partition, None)
-                self.cache.drop_partition(partition)
                 if self.backlog.pop(partition, None) is not None:
                     self.metrics.deferred_backlog.remove(str(partition))
 
@@ -304,11 +300,8 @@ class Processor:
 
     def _state(self, run: Run, customer_id: str) -> CustomerState | None:
         if customer_id not in run.states:
-            state = self.cache.get(run.partition, customer_id)
-            self.metrics.state_reads.labels("cache" if state else "store").inc()
-            if state is None:
-                raw = self.store.get(run.partition, state_key(customer_id))
-                state = decode_state(raw) if raw is not None else None
+            raw = self.store.get(run.partition, state_key(customer_id))
+            state = decode_state(raw) if raw is not None else None
             run.states[customer_id] = state
             run.due_before[customer_id] = state.next_due if state else None
             run.pending_before[customer_id] = len(state.pending) if state else 0
@@ -393,9 +386,6 @@ class Processor:
             self._maybe_fail("after_outputs")
         changes = {run.partition: self._state_changes(run) for run in runs}
         await self.store.write(changes, self._maybe_fail)
-        for run in runs:
-            for customer_id, state in run.states.items():
-                self.cache.put(run.partition, customer_id, state)
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
         now = self.clock()
         for run in runs:

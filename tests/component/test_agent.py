@@ -234,21 +234,3 @@ async def test_a_gap_in_the_offsets_is_read_again_not_passed_over(app):
         await put(agent, topics.candidates, 0, candidate("m2"), candidate("m3"), first_offset=1)
     assert [d["message_id"] for d in decisions(app)] == ["m1", "m2", "m3"]
     assert app.committed[(topics.candidates, 0)] == 3
-
-
-async def test_a_partition_that_comes_back_is_read_from_its_table_not_the_cache(app):
-    """While a partition was away, another worker may have decided for its customers."""
-    topics, store = app.tact_settings.topics, app.processor.store
-    async with app.decide_agent.test_context() as agent:
-        await put(agent, topics.profiles, 0, profile())
-        await put(agent, topics.candidates, 0, candidate("m1"))
-        assert app.processor.cache.get(0, "c1") is not None
-        await app.processor.forget([0])
-        elsewhere = decode_state(store.get(0, state_key("c1")))
-        decided_elsewhere = {**elsewhere.decided, "m2": T0}
-        store.partitions[0][state_key("c1")] = encode_state(
-            replace(elsewhere, decided=decided_elsewhere)
-        )
-        app.processor.assign([0])
-        await put(agent, topics.candidates, 0, candidate("m2"), first_offset=1)
-    assert [d["message_id"] for d in decisions(app)] == ["m1"], "m2 was decided elsewhere"
