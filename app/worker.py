@@ -14,4 +14,7 @@ def run_worker(settings: Settings) -> None:
     metrics.serve(settings.metrics_host, settings.metrics_port)
     app = build_app(settings, metrics=metrics)
     worker = faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
+    # No terminal spinner: at level warn and above it would set the root logger to DEBUG, and
+    # every debug call in aiokafka would then build a log record (5% of a busy worker).
+    worker.spinner = None
     worker.execute_from_commandline()
