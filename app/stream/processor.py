@@ -101,6 +101,8 @@ class Run:
     pending_before: dict[str, int] = field(default_factory=dict)
     outputs: list[OutRecord] = field(default_factory=list)
     candidates_created_at: list[int] = field(default_factory=list)
+    decision_labels: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    outbound_channels: Counter[str] = field(default_factory=Counter)
 
 
 class Processor:
@@ -311,25 +313,22 @@ class Processor:
         run.states[customer_id] = applied.state
         run.changed.add(customer_id)
         for decision in applied.decisions:
-            run.outputs.append(self._decision_record(run.partition, decision))
+            run.outputs.append(self._decision_record(run, decision))
         for message in applied.outbound:
-            run.outputs.append(self._outbound_record(run.partition, message))
+            run.outputs.append(self._outbound_record(run, message))
 
-    def _decision_record(self, partition: int, decision: Decision) -> OutRecord:
-        self.metrics.decisions.labels(
-            decision.outcome.value,
-            decision.reasons[0] if decision.reasons else "",
-            decision.channel or "",
-            decision.category.value,
-        ).inc()
+    def _decision_record(self, run: Run, decision: Decision) -> OutRecord:
+        reason = decision.reasons[0] if decision.reasons else ""
+        labels = (decision.outcome.value, reason, decision.channel or "", decision.category.value)
+        run.decision_labels[labels] += 1
         value = self._decision_codec.encode(decision_to_dict(decision))
-        return OutRecord(self.topics.decisions, partition, decision.customer_id.encode(), value)
+        return OutRecord(self.topics.decisions, run.partition, decision.customer_id.encode(), value)
 
-    def _outbound_record(self, partition: int, message: OutboundMessage) -> OutRecord:
-        self.metrics.outbound.labels(message.channel).inc()
+    def _outbound_record(self, run: Run, message: OutboundMessage) -> OutRecord:
+        run.outbound_channels[message.channel] += 1
         value = self._outbound_codec.encode(outbound_to_dict(message))
         topic = self.topics.outbound[message.channel]
-        return OutRecord(topic, partition, message.customer_id.encode(), value)
+        return OutRecord(topic, run.partition, message.customer_id.encode(), value)
 
     def _dead_letter(self, run: Run, topic: str, record: RawRecord, error: str, kind: str) -> None:
         source = (topic, run.partition, record.offset)
@@ -389,8 +388,16 @@ class Processor:
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
         now = self.clock()
         for run in runs:
+            self._count_outputs(run)
             for created_at in run.candidates_created_at:
                 self.metrics.decision_lag.observe(max(now - created_at, 0) / 1000)
+
+    def _count_outputs(self, run: Run) -> None:
+        """Counted once the outputs are durable, a labelled counter at a time."""
+        for labels, count in run.decision_labels.items():
+            self.metrics.decisions.labels(*labels).inc(count)
+        for channel, count in run.outbound_channels.items():
+            self.metrics.outbound.labels(channel).inc(count)
 
     def _maybe_fail(self, point: str) -> None:
         if self.failpoint == point:
