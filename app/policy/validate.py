@@ -7,6 +7,7 @@ from app.policy.model import CHANNELS, DAY, Candidate, CustomerEvent, CustomerPr
 
 MAX_AGE_MS = 365 * DAY
 MAX_AHEAD_MS = 1 * DAY
+KNOWN_CHANNELS = frozenset(CHANNELS)
 
 
 def candidate_problem(state: CustomerState, candidate: Candidate, clock: int) -> str | None:
@@ -18,9 +19,9 @@ def candidate_problem(state: CustomerState, candidate: Candidate, clock: int) ->
         )
     if not candidate.channels:
         return "channels is empty: list at least one of " + ", ".join(CHANNELS)
-    unknown = [c for c in candidate.channels if c not in CHANNELS]
-    if unknown:
-        return f"unknown channel {unknown[0]!r}: use one of " + ", ".join(CHANNELS)
+    if not KNOWN_CHANNELS.issuperset(candidate.channels):
+        unknown = next(c for c in candidate.channels if c not in KNOWN_CHANNELS)
+        return f"unknown channel {unknown!r}: use one of " + ", ".join(CHANNELS)
     if len(set(candidate.channels)) != len(candidate.channels):
         return "channels lists a channel twice"
     if candidate.expires_at is not None and candidate.expires_at < candidate.created_at:
