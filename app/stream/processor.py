@@ -367,7 +367,7 @@ class Processor:
             state = self._state(run, customer_id)
             if state is not None:
                 self._keep(run, customer_id, release(state, clock, self.policy))
-        self.metrics.released.inc(sum(1 for o in run.outputs if o.topic == self.topics.decisions))
+        self.metrics.released.inc(sum(run.decision_labels.values()))
         return run
 
     # -- durability -----------------------------------------------------------------------------

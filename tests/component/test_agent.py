@@ -148,6 +148,10 @@ async def test_held_candidate_is_indexed_and_released_by_the_timer_path(app):
     assert [d["outcome"] for d in decisions(app)] == ["deferred", "sent"]
     assert app.processor.store.get(0, due_key(at(20), "c1")) is None
     assert app.processor.backlog[0] == 0
+    registry = app.processor.metrics.registry
+    assert registry.get_sample_value("tact_released_candidates_total") == 1
+    sent = {"outcome": "sent", "reason": "", "channel": "email", "category": "promo"}
+    assert registry.get_sample_value("tact_decisions_total", sent) == 1
 
 
 def crash_after_outputs(app):
