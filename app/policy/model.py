@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import TypeVar, dataclass_transform
 
 _V = TypeVar("_V")
@@ -179,17 +179,35 @@ class CustomerState:
         return min((p.due_at for p in self.pending), default=None)
 
 
-_STATE_FIELDS = tuple(CustomerState.__dataclass_fields__)
+class _Keep(Enum):
+    KEEP = "keep"
 
 
-def evolve(state: CustomerState, **changes: object) -> CustomerState:
-    """`dataclasses.replace` for the hot path: the same result, without its per-call checks."""
-    new = object.__new__(CustomerState)
-    for name in _STATE_FIELDS:
-        setattr(new, name, getattr(state, name))
-    for name, changed in changes.items():
-        setattr(new, name, changed)
-    return new
+KEEP = _Keep.KEEP  # evolve(): leave this field as it is
+
+
+def evolve(
+    state: CustomerState,
+    *,
+    profile: CustomerProfile | _Keep | None = KEEP,
+    opted_out_categories: frozenset[str] | _Keep = KEEP,
+    sends: tuple[Send, ...] | _Keep = KEEP,
+    decided: Mapping[str, int] | _Keep = KEEP,
+    dedupe: Mapping[str, DedupeEntry] | _Keep = KEEP,
+    pending: tuple[Pending, ...] | _Keep = KEEP,
+    recent: tuple[CustomerEvent, ...] | _Keep = KEEP,
+) -> CustomerState:
+    """`dataclasses.replace` for the hot path: the fields named, typed, and no per-call checks."""
+    return CustomerState(
+        state.customer_id,
+        state.profile if profile is KEEP else profile,
+        state.opted_out_categories if opted_out_categories is KEEP else opted_out_categories,
+        state.sends if sends is KEEP else sends,
+        state.decided if decided is KEEP else decided,
+        state.dedupe if dedupe is KEEP else dedupe,
+        state.pending if pending is KEEP else pending,
+        state.recent if recent is KEEP else recent,
+    )
 
 
 @value
