@@ -5,7 +5,8 @@
 3. engine: a Tact worker process decides them all (policy, RocksDB state, changelog, decisions
            and outbound topics), timed from its first durable run to its last.
 4. latency: candidates produced at half the engine's peak rate (or --latency-rate);
-           produce time -> outbound visible.
+           produce time -> outbound visible. Then the same load through the plain loop
+           (produce time -> forwarded record visible): the floor the broker sets.
 5. core:   the pure policy core alone, in this process.
 """
 
@@ -25,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.broker import EmbeddedBroker, free_port
 from app.client import Encoded, encode_input
 from app.codecs.avro import Schemas
 from app.codecs.records import iso
-from app.config import TopicNames
+from app.config import Settings, TopicNames
 from app.policy.engine import apply_record
 from app.policy.model import CHANNELS, CustomerProfile, CustomerState
 from app.policy.rules import load_policy
@@ -40,6 +41,7 @@ from app.stream.io import ensure_tact_topics
 from app.traffic import now_ms, random_profiles
 
 PARTITIONS = 8
+PIPE_TOPIC = "bench.pipe-latency"  # where the plain loop forwards the latency load
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Result:
     events: int
     core_decisions_per_s: float
     latency_load_per_s: float
+    pipe_p50_ms: float
+    pipe_p99_ms: float
 
 
 def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -110,7 +114,9 @@ class Bench:
             topics = TopicNames.with_prefix("bench.")
             encoded = [encode_input(r, topics, self.schemas) for r in records]
             asyncio.run(
-                ensure_tact_topics(broker.bootstrap, topics, PARTITIONS, extra=["bench.pipe"])
+                ensure_tact_topics(
+                    broker.bootstrap, topics, PARTITIONS, extra=["bench.pipe", PIPE_TOPIC]
+                )
             )
             asyncio.run(preload(broker.bootstrap, encoded))
             self.say(f"pre-loaded {len(encoded):,} records for {self.customers:,} customers")
@@ -124,13 +130,23 @@ class Bench:
                 self.say(f"engine: {engine:,.0f} records/s")
                 load = self.latency_rate or engine / 2
                 p50, p99 = asyncio.run(
-                    latency(broker.bootstrap, topics, self.schemas, load, self.customers)
+                    latency(
+                        broker.bootstrap,
+                        topics,
+                        self.schemas,
+                        load,
+                        self.customers,
+                        list(topics.outbound.values()),
+                        "tact.OutboundMessage",
+                    )
                 )
                 self.say(f"latency at {load:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
                 rss = psutil.Process(worker.pid).memory_info().rss / 2**20
             finally:
                 worker.terminate()
                 worker.wait(timeout=60)
+            pipe_p50, pipe_p99 = self.pipe_latency(broker, topics, load)
+            self.say(f"pipe latency at {load:,.0f}/s: p50 {pipe_p50:.1f} ms, p99 {pipe_p99:.1f} ms")
         return Result(
             round(engine),
             round(pipe),
@@ -142,7 +158,36 @@ class Bench:
             len(encoded),
             round(core),
             round(load),
+            round(pipe_p50, 2),
+            round(pipe_p99, 2),
         )
+
+    def pipe_latency(
+        self, broker: EmbeddedBroker, topics: TopicNames, load: float
+    ) -> tuple[float, float]:
+        """The latency load through the plain loop, in a process of its own as the worker is."""
+        forwarder = subprocess.Popen(
+            [sys.executable, "-m", "app.bench", broker.bootstrap, topics.candidates, PIPE_TOPIC],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert forwarder.stdout is not None
+            if forwarder.stdout.readline().strip() != b"ready":
+                raise RuntimeError("the plain loop for the latency run did not start")
+            return asyncio.run(
+                latency(
+                    broker.bootstrap,
+                    topics,
+                    self.schemas,
+                    load,
+                    self.customers,
+                    [PIPE_TOPIC],
+                    "tact.Candidate",
+                )
+            )
+        finally:
+            forwarder.terminate()
+            forwarder.wait(timeout=60)
 
     def start_worker(self, broker: EmbeddedBroker, topics: TopicNames) -> subprocess.Popen[bytes]:
         self.metrics_port = free_port()
@@ -248,16 +293,43 @@ async def pipe_rate(bootstrap: str, sources: list[str], target: str, total: int)
         while moved < total:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             started = started or (time.perf_counter() if batch else None)
-            for records in batch.values():
-                for record in records:
-                    await producer.send(target, record.value, key=record.key)
-                    moved += 1
-            await producer.flush()
+            moved += await forward(producer, target, batch)
             await consumer.commit()
         return moved / (time.perf_counter() - (started or time.perf_counter()))
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def forward(
+    producer: AIOKafkaProducer, target: str, batch: dict[TopicPartition, list[Any]]
+) -> int:
+    """The plain loop's step: produce each fetched record onward and wait for the acks."""
+    moved = 0
+    for records in batch.values():
+        for record in records:
+            await producer.send(target, record.value, key=record.key)
+            moved += 1
+    await producer.flush()
+    return moved
+
+
+async def forward_forever(bootstrap: str, source: str, target: str) -> None:
+    """The plain loop for the latency run: from the end of `source`, with the worker's fetch
+    wait and no linger, as the worker runs; says "ready" once it is at the end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=Settings(broker_kind="tansu").fetch_wait_ms,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    consumer.assign([TopicPartition(source, p) for p in range(PARTITIONS)])
+    await consumer.seek_to_end()
+    print("ready", flush=True)
+    while True:
+        await forward(producer, target, await consumer.getmany(timeout_ms=1000, max_records=5000))
 
 
 async def latency(
@@ -266,11 +338,14 @@ async def latency(
     schemas: Schemas,
     rate: float,
     customers: int,
+    arrivals: list[str],
+    arriving: str,
     seconds: float = 10.0,
 ) -> tuple[float, float]:
-    """Produce service candidates at `rate`/s; time from produce to the outbound record read."""
+    """Produce service candidates at `rate`/s; time from produce to their `arriving` records
+    (which carry the candidate's message_id) read from the `arrivals` topics."""
     consumer = AIOKafkaConsumer(
-        *topics.outbound.values(),
+        *arrivals,
         bootstrap_servers=bootstrap,
         auto_offset_reset="latest",
         fetch_max_wait_ms=5,
@@ -287,7 +362,7 @@ async def latency(
             for records in (await consumer.getmany(timeout_ms=50)).values():
                 now = time.perf_counter()
                 for record in records:
-                    message_id = schemas["tact.OutboundMessage"].decode(record.value)["message_id"]
+                    message_id = schemas[arriving].decode(record.value)["message_id"]
                     if message_id in sent_at:
                         seen.append((now - sent_at[message_id]) * 1000)
 
@@ -315,7 +390,7 @@ async def latency(
         await producer.stop()
         await consumer.stop()
     if not seen:
-        raise RuntimeError("no outbound message arrived during the latency run")
+        raise RuntimeError(f"no record arrived on {', '.join(arrivals)} during the latency run")
     seen.sort()
     return seen[len(seen) // 2], seen[min(len(seen) - 1, int(len(seen) * 0.99))]
 
@@ -351,9 +426,15 @@ def print_table(result: Result) -> None:
         ("engine / pipe", f"{result.ratio:.2f}"),
         (f"latency p50 at {result.latency_load_per_s:,.0f}/s", f"{result.p50_ms:.1f} ms"),
         (f"latency p99 at {result.latency_load_per_s:,.0f}/s", f"{result.p99_ms:.1f} ms"),
+        ("pipe latency p50 at the same load", f"{result.pipe_p50_ms:.1f} ms"),
+        ("pipe latency p99 at the same load", f"{result.pipe_p99_ms:.1f} ms"),
         ("worker RSS", f"{result.rss_mb:,.0f} MB"),
         ("pure core", f"{result.core_decisions_per_s:,.0f} decisions/s"),
     ]
     for row in rows:
         table.add_row(*row)
     Console(stderr=True).print(table)
+
+
+if __name__ == "__main__":  # the plain loop of the latency run: BOOTSTRAP SOURCE TARGET
+    asyncio.run(forward_forever(*sys.argv[1:4]))

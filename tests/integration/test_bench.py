@@ -1,0 +1,50 @@
+"""`tact bench` end to end, at a small size: every figure is measured, none is made up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+KEYS = {
+    "engine_events_per_s",
+    "pipe_events_per_s",
+    "ratio",
+    "p50_ms",
+    "p99_ms",
+    "rss_mb",
+    "customers",
+    "events",
+    "core_decisions_per_s",
+    "latency_load_per_s",
+    "pipe_p50_ms",
+    "pipe_p99_ms",
+}
+
+
+def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
+    command = ["-m", "app", "bench", "--customers", "200", "--events", "3000"]
+    done = subprocess.run(
+        [sys.executable, *command, "--latency-rate", "200", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) == KEYS
+    assert result["customers"] == 200
+    assert result["events"] == 200 + 3000  # every profile, then the candidates and events
+    assert result["latency_load_per_s"] == 200
+    positive = KEYS - {"customers", "events", "latency_load_per_s"}
+    assert all(result[key] > 0 for key in positive), result
+    assert result["ratio"] == pytest.approx(
+        result["engine_events_per_s"] / result["pipe_events_per_s"], abs=0.001
+    )
+    assert result["p50_ms"] <= result["p99_ms"]
+    assert result["pipe_p50_ms"] <= result["pipe_p99_ms"]
+    assert "pipe latency p99 at the same load" in done.stderr
