@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import msgpack
 import pytest
 
 from app.codecs.avro import Schemas, WireError
@@ -18,7 +19,7 @@ from app.codecs.records import (
 )
 from app.codecs.state import StateError, decode_state, encode_state
 from app.policy.decide import decide, on_event
-from app.policy.model import Urgency
+from app.policy.model import Category, Urgency
 from tests.builders import T0, at, candidate, default_policy, event, state
 
 SCHEMAS = Schemas.load()
@@ -114,12 +115,14 @@ def test_state_round_trip_with_everything_in_it():
     s = decide(s, candidate("a", dedupe_key="k"), T0, policy).state
     s = decide(s, candidate("b", urgency=Urgency.NORMAL, expires_at=at(30)), at(10), policy).state
     assert s.pending and s.sends and s.dedupe and s.recent
-    assert decode_state(encode_state(s)) == s
+    decoded = decode_state(encode_state(s))
+    assert decoded == s
+    # A StrEnum equals its text, so equality alone would not notice a plain str coming back.
+    assert all(type(send.category) is Category for send in decoded.sends)
+    assert msgpack.unpackb(encode_state(s))[4] == [[T0, "email", "promo"]]  # stored as text
 
 
 def test_state_of_another_version_is_refused():
-    import msgpack
-
     with pytest.raises(StateError):
         decode_state(msgpack.packb([99, "c1"]))
 
