@@ -338,14 +338,14 @@ async def latency(
     schemas: Schemas,
     rate: float,
     customers: int,
-    arrivals: list[str],
-    arriving: str,
+    read_topics: list[str],
+    read_schema: str,
     seconds: float = 10.0,
 ) -> tuple[float, float]:
-    """Produce service candidates at `rate`/s; time from produce to their `arriving` records
-    (which carry the candidate's message_id) read from the `arrivals` topics."""
+    """Produce service candidates at `rate`/s; time from produce to the records that carry
+    their message_id (`read_schema` records) read back from `read_topics`."""
     consumer = AIOKafkaConsumer(
-        *arrivals,
+        *read_topics,
         bootstrap_servers=bootstrap,
         auto_offset_reset="latest",
         fetch_max_wait_ms=5,
@@ -362,7 +362,7 @@ async def latency(
             for records in (await consumer.getmany(timeout_ms=50)).values():
                 now = time.perf_counter()
                 for record in records:
-                    message_id = schemas[arriving].decode(record.value)["message_id"]
+                    message_id = schemas[read_schema].decode(record.value)["message_id"]
                     if message_id in sent_at:
                         seen.append((now - sent_at[message_id]) * 1000)
 
@@ -390,7 +390,7 @@ async def latency(
         await producer.stop()
         await consumer.stop()
     if not seen:
-        raise RuntimeError(f"no record arrived on {', '.join(arrivals)} during the latency run")
+        raise RuntimeError(f"nothing arrived on {', '.join(read_topics)} during the latency run")
     seen.sort()
     return seen[len(seen) // 2], seen[min(len(seen) - 1, int(len(seen) * 0.99))]
 
