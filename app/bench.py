@@ -129,17 +129,9 @@ class Bench:
                 engine = self.engine_rate(worker, len(encoded))
                 self.say(f"engine: {engine:,.0f} records/s")
                 load = self.latency_rate or engine / 2
-                p50, p99 = asyncio.run(
-                    latency(
-                        broker.bootstrap,
-                        topics,
-                        self.schemas,
-                        load,
-                        self.customers,
-                        list(topics.outbound.values()),
-                        "tact.OutboundMessage",
-                    )
-                )
+                outbound = list(topics.outbound.values())
+                schema = "tact.OutboundMessage"
+                p50, p99 = self.measure_latency(broker, topics, load, outbound, schema)
                 self.say(f"latency at {load:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
                 rss = psutil.Process(worker.pid).memory_info().rss / 2**20
             finally:
@@ -174,20 +166,24 @@ class Bench:
             assert forwarder.stdout is not None
             if forwarder.stdout.readline().strip() != b"ready":
                 raise RuntimeError("the plain loop for the latency run did not start")
-            return asyncio.run(
-                latency(
-                    broker.bootstrap,
-                    topics,
-                    self.schemas,
-                    load,
-                    self.customers,
-                    [PIPE_TOPIC],
-                    "tact.Candidate",
-                )
-            )
+            return self.measure_latency(broker, topics, load, [PIPE_TOPIC], "tact.Candidate")
         finally:
             forwarder.terminate()
             forwarder.wait(timeout=60)
+
+    def measure_latency(
+        self,
+        broker: EmbeddedBroker,
+        topics: TopicNames,
+        load: float,
+        read_topics: list[str],
+        read_schema: str,
+    ) -> tuple[float, float]:
+        """p50 and p99 of the latency load, read back as `read_schema` records."""
+        run = latency(
+            broker.bootstrap, topics, self.schemas, load, self.customers, read_topics, read_schema
+        )
+        return asyncio.run(run)
 
     def start_worker(self, broker: EmbeddedBroker, topics: TopicNames) -> subprocess.Popen[bytes]:
         self.metrics_port = free_port()
