@@ -1,1 +1,41 @@
-"""The pure policy core: no I/O, no clocks, no Kafka. Same code live and in replay."""
+"""The pure policy core: no I/O, no clocks, no Kafka. Same code live and in replay.
+
+An install compiles these modules with mypyc where it can (see setup.py). Python loads a compiled
+module in preference to its source, so a build older than its source would run the old code:
+importing the core refuses that, and says how to rebuild.
+"""
+
+from __future__ import annotations
+
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+CORE_DIR = Path(__file__).parent
+EDIT_GRACE_S = 2.0  # copying a tree can stamp a build a moment before its source
+
+
+class StaleBuildError(ImportError):
+    pass
+
+
+def stale_builds(folder: Path = CORE_DIR) -> list[str]:
+    """Sources in `folder` changed since their compiled build beside them was made."""
+    return [
+        source.name
+        for source in sorted(folder.glob("*.py"))
+        for build in (source.with_name(source.stem + suffix) for suffix in EXTENSION_SUFFIXES)
+        if build.exists() and source.stat().st_mtime > build.stat().st_mtime + EDIT_GRACE_S
+    ]
+
+
+def refuse_stale_builds(folder: Path = CORE_DIR) -> None:
+    stale = stale_builds(folder)
+    if stale:
+        raise StaleBuildError(
+            f"{', '.join(stale)} in {folder} changed after the policy core was compiled, so the "
+            "old code would run. Rebuild it with `.venv/bin/pip install -e .`, or delete "
+            f"{folder}/*.so to run the core interpreted."
+        )
+
+
+refuse_stale_builds()

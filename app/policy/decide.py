@@ -30,11 +30,11 @@ from app.policy.model import (
     Step,
     Urgency,
     evolve,
-    value,
 )
 from app.policy.priority import rank
 from app.policy.quiet_hours import held_until
 from app.policy.rules import Policy
+from app.policy.valueclass import value
 
 MAX_LAG_MS = 15 * MINUTE
 MAX_SKEW_MS = 1 * MINUTE

@@ -10,10 +10,10 @@ from app.policy.model import (
     CustomerState,
     Decision,
     OutboundMessage,
-    value,
 )
 from app.policy.rules import Policy
 from app.policy.validate import candidate_problem, event_problem, profile_problem
+from app.policy.valueclass import value
 
 
 @value

@@ -23,6 +23,7 @@ KEYS = {
     "latency_load_per_s",
     "pipe_p50_ms",
     "pipe_p99_ms",
+    "core_compiled",
 }
 
 
@@ -40,7 +41,8 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     assert result["customers"] == 200
     assert result["events"] == 200 + 3000  # every profile, then the candidates and events
     assert result["latency_load_per_s"] == 200
-    positive = KEYS - {"customers", "events", "latency_load_per_s"}
+    assert result["core_compiled"] is True  # the install compiled the policy core (setup.py)
+    positive = KEYS - {"customers", "events", "latency_load_per_s", "core_compiled"}
     assert all(result[key] > 0 for key in positive), result
     assert result["ratio"] == pytest.approx(
         result["engine_events_per_s"] / result["pipe_events_per_s"], abs=0.001

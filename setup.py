@@ -1,0 +1,19 @@
+"""Compiles the pure policy core (app/policy) with mypyc, which turns its typed Python into C.
+
+Where no C compiler is found the modules stay as they are and run interpreted: same behaviour,
+slower. `tact bench` says which. valueclass.py is left out (see there), so the domain values stay
+plain dataclasses.
+"""
+
+from pathlib import Path
+
+from mypyc.build import mypycify
+from setuptools import setup
+
+SKIPPED = {"__init__.py", "valueclass.py"}
+CORE = sorted(str(path) for path in Path("app/policy").glob("*.py") if path.name not in SKIPPED)
+
+extensions = mypycify(CORE, group_name="tact_core")
+for extension in extensions:
+    extension.optional = True  # a failed build leaves the interpreted core, not a failed install
+setup(ext_modules=extensions)
