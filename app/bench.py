@@ -33,6 +33,7 @@ from app.broker import EmbeddedBroker, free_port
 from app.client import Encoded, encode_input
 from app.codecs.avro import Schemas
 from app.codecs.records import iso
+from app.collector import collector_for_deciding
 from app.config import Settings, TopicNames
 from app.policy.engine import apply_record
 from app.policy.model import CHANNELS, CustomerProfile, CustomerState
@@ -251,15 +252,16 @@ def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:
     work = [i for i in inputs if not isinstance(i, CustomerProfile)]
     clock = now_ms()
     decided, spent = 0, 0.0
-    while spent < seconds:
-        states = {p.customer_id: CustomerState(p.customer_id, p) for p in profiles}  # a fresh day
-        started = time.perf_counter()
-        for item in work:
-            applied = apply_record(states.get(item.customer_id), item, clock, policy)
-            if applied.state is not None:
-                states[item.customer_id] = applied.state
-            decided += len(applied.decisions)
-        spent += time.perf_counter() - started
+    with collector_for_deciding():  # as the worker runs
+        while spent < seconds:
+            states = {p.customer_id: CustomerState(p.customer_id, p) for p in profiles}  # a new day
+            started = time.perf_counter()
+            for item in work:
+                applied = apply_record(states.get(item.customer_id), item, clock, policy)
+                if applied.state is not None:
+                    states[item.customer_id] = applied.state
+                decided += len(applied.decisions)
+            spent += time.perf_counter() - started
     return decided / spent
 
 

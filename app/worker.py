@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from app.collector import collector_for_deciding
 from app.config import Settings
 from app.metrics import Metrics
 from app.stream.app import build_app
@@ -17,4 +18,5 @@ def run_worker(settings: Settings) -> None:
     # No terminal spinner: at level warn and above it would set the root logger to DEBUG, and
     # every debug call in aiokafka would then build a log record (5% of a busy worker).
     worker.spinner = None
-    worker.execute_from_commandline()
+    with collector_for_deciding():
+        worker.execute_from_commandline()

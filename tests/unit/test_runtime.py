@@ -1,5 +1,6 @@
-"""How the core runs: compiled by the install."""
+"""How the core runs: compiled by the install, and with the cycle collector set for deciding."""
 
+import gc
 import importlib
 import os
 from importlib.machinery import EXTENSION_SUFFIXES
@@ -7,6 +8,7 @@ from types import FunctionType
 
 import pytest
 
+from app.collector import THRESHOLDS, collector_for_deciding
 from app.policy import CORE_DIR, StaleBuildError, refuse_stale_builds, stale_builds
 
 NOT_COMPILED = {"__init__", "valueclass"}  # as setup.py leaves them out
@@ -40,3 +42,12 @@ def test_a_source_changed_after_its_build_is_refused(tmp_path) -> None:
     assert stale_builds(tmp_path) == ["decide.py"]
     with pytest.raises(StaleBuildError, match=r"decide\.py .*pip install -e \."):
         refuse_stale_builds(tmp_path)
+
+
+def test_deciding_sets_the_collector_and_puts_it_back() -> None:
+    before = gc.get_threshold()
+    with collector_for_deciding():
+        assert gc.get_threshold() == THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what was loaded before is not walked again
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

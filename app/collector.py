@@ -1,0 +1,28 @@
+"""Python's cycle collector, set for a process that decides records.
+
+Deciding builds many small values that hold no reference cycles; reference counting frees each
+one as soon as it is done with. The collector would still stop every 700 new objects to look for
+cycles among them, and now and then walk the whole heap. In a worker under load that was 44 ms
+a walk and about 5% of its time. Here young objects are looked at 70 times less often, and what
+start-up loaded (modules, the app, the policy) is never walked again.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+THRESHOLDS = (50_000, 20, 20)  # young objects per collection; then collections per older one
+
+
+@contextmanager
+def collector_for_deciding() -> Iterator[None]:
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
