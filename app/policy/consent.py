@@ -7,7 +7,7 @@ from app.policy.rules import Policy
 
 
 def category_refusal(state: CustomerState, category: Category) -> str | None:
-    if category.value in state.opted_out_categories:
+    if category in state.opted_out_categories:  # a StrEnum member equals its text
         return f"opted_out:{category.value}"
     return None
 
