@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
 BATCH_SIZES = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
@@ -11,6 +19,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        GCCollector(registry=r)  # python_gc_*: how often the cycle collector stops the worker
+        ProcessCollector(registry=r)  # process_*: CPU seconds, resident memory, open files
         self.records_in = Counter(
             "tact_input_records",
             "Input records decided and made durable, by topic",

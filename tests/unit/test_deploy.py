@@ -21,7 +21,7 @@ def exported_names() -> set[str]:
     metrics.recovered.labels(kind="decision").inc()
     text = generate_latest(metrics.registry).decode()
     samples = {
-        line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("tact_")
+        line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")
     }
     return samples | {family.name for family in metrics.registry.collect()}
 
@@ -29,6 +29,12 @@ def exported_names() -> set[str]:
 def test_alerts_and_dashboard_name_only_exported_metrics() -> None:
     exported = exported_names()
     for path in WATCHED:
-        named = set(re.findall(r"\btact_[a-z_]+", path.read_text()))
-        assert named, f"{path} names no Tact metric"
+        named = set(re.findall(r"\b(?:tact|python_gc|process)_[a-z_]+", path.read_text()))
+        assert any(name.startswith("tact_") for name in named), f"{path} names no Tact metric"
         assert named <= exported, f"{path} names metrics Tact does not export: {named - exported}"
+
+
+def test_the_worker_exports_its_process_and_cycle_collector_metrics() -> None:
+    exported = exported_names()
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= exported
+    assert "python_gc_collections_total" in exported
