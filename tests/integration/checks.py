@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from app.codecs.state import decode_state
-from app.policy.model import FINAL_OUTCOMES, Outcome
+from app.policy.model import FINAL_OUTCOMES, Category, Outcome
 from app.policy.rules import Policy
 from app.simulate import state_as_json
 from tests.integration.conftest import TopicReader
@@ -54,8 +54,8 @@ def caps_hold(messages: list[dict[str, Any]], policy: Policy) -> None:
             times = sorted(
                 m["sent_at"]
                 for m in sent
-                if not policy.categories[m["category"]].bypass_caps
-                and cap.counts(m["channel"], m["category"])
+                if not policy.categories[Category(m["category"])].bypass_caps
+                and cap.counts(m["channel"], Category(m["category"]))
             )
             for start in times:
                 inside = sum(start <= t < start + cap.window_ms for t in times)
