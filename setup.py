@@ -1,8 +1,8 @@
 """Compiles the pure policy core (app/policy) with mypyc, which turns its typed Python into C.
 
 Where no C compiler is found the modules stay as they are and run interpreted: same behaviour,
-slower. `tact bench` says which. valueclass.py is left out (see there), so the domain values stay
-plain dataclasses.
+slower. `tact bench` says which. Left out: __init__.py, which checks that the builds are newer
+than their sources, and valueclass.py (see there), so the domain values stay plain dataclasses.
 """
 
 from pathlib import Path
