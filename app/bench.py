@@ -112,8 +112,8 @@ class Bench:
     def run(self) -> Result:
         records = traffic(self.customers, self.events, now_ms())
         core = core_rate(records)
-        compiled = "compiled" if core_is_compiled() else "interpreted"
-        self.say(f"core ({compiled}): {core:,.0f} decisions/s in-process")
+        compiled = core_is_compiled()
+        self.say(f"core ({build_name(compiled)}): {core:,.0f} decisions/s in-process")
         with EmbeddedBroker(log_path=self.work / "broker.log") as broker:
             topics = TopicNames.with_prefix("bench.")
             encoded = [encode_input(r, topics, self.schemas) for r in records]
@@ -156,7 +156,7 @@ class Bench:
             round(load),
             round(pipe_p50, 2),
             round(pipe_p99, 2),
-            core_is_compiled(),
+            compiled,
         )
 
     def pipe_latency(
@@ -268,6 +268,10 @@ def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:
 def core_is_compiled() -> bool:
     """Whether the install compiled the policy core (setup.py), or it runs interpreted."""
     return not isinstance(apply_record, FunctionType)  # compiled, it is a builtin
+
+
+def build_name(compiled: bool) -> str:
+    return "compiled" if compiled else "interpreted"
 
 
 async def preload(bootstrap: str, encoded: list[Encoded]) -> None:
@@ -437,7 +441,7 @@ def print_table(result: Result) -> None:
         ("pipe latency p99 at the same load", f"{result.pipe_p99_ms:.1f} ms"),
         ("worker RSS", f"{result.rss_mb:,.0f} MB"),
         (
-            f"pure core ({'compiled' if result.core_compiled else 'interpreted'})",
+            f"pure core ({build_name(result.core_compiled)})",
             f"{result.core_decisions_per_s:,.0f} decisions/s",
         ),
     ]
