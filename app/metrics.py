@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -11,6 +14,8 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 BATCH_SIZES = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
@@ -87,7 +92,38 @@ class Metrics:
             "tact_assigned_partitions", "Input partitions this worker owns", registry=r
         )
 
+    def watch_state_cache(self, cache: CacheFigures) -> None:
+        """Export the state cache's figures, read at each scrape (nothing on the hot path)."""
+        self.registry.register(_StateCacheCollector(cache))
+
     def serve(self, host: str, port: int) -> None:
         """Expose /metrics over HTTP in a background thread (port 0: do nothing)."""
         if port:
             start_http_server(port, addr=host, registry=self.registry)
+
+
+class CacheFigures(Protocol):
+    hits: int
+    misses: int
+
+    def __len__(self) -> int: ...
+
+
+class _StateCacheCollector(Collector):
+    def __init__(self, cache: CacheFigures) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        reads = CounterMetricFamily(
+            "tact_state_reads",
+            "Customer states looked up, by where they came from (cache, or RocksDB and msgpack)",
+            labels=["source"],
+        )
+        reads.add_metric(["cache"], self.cache.hits)
+        reads.add_metric(["store"], self.cache.misses)
+        yield reads
+        yield GaugeMetricFamily(
+            "tact_state_cache_customers",
+            "Customers whose decoded state is in the worker's cache",
+            value=len(self.cache),
+        )

@@ -17,6 +17,7 @@ from app.codecs.avro import Schemas
 from app.config import Settings
 from app.metrics import Metrics
 from app.policy.rules import Policy, load_policy
+from app.stream.cache import StateCache
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_tact_topics
 from app.stream.processor import Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
@@ -155,6 +156,8 @@ def build_app(
     )
     store: PartitionStore = MemoryStore(io) if in_memory else TableStore(table, io)
     schemas = Schemas.load(ids=settings.schema_ids)
+    cache = StateCache(settings.state_cache_customers)
+    metrics.watch_state_cache(cache)
     app.processor = Processor(
         settings.topics,
         policy,
@@ -164,6 +167,7 @@ def build_app(
         metrics,
         failpoint=settings.failpoint,
         max_record_bytes=settings.max_record_bytes,
+        cache=cache,
     )
     _wire_agent(app)
     _wire_release_timer(app, settings.release_interval_s)

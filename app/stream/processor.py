@@ -43,6 +43,7 @@ from app.policy.decide import adopt
 from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, release
 from app.policy.model import Candidate, CustomerState, Decision, OutboundMessage, Outcome
 from app.policy.rules import Policy
+from app.stream.cache import StateCache
 from app.stream.io import OutRecord, RecordIO
 from app.stream.recovery import Recovered, read_checkpoint, recover_partitions
 from app.stream.store import (
@@ -117,6 +118,7 @@ class Processor:
         clock: Callable[[], int] = wall_clock_ms,
         failpoint: str = "",
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        cache: StateCache | None = None,
     ) -> None:
         self.topics = topics
         self.policy = policy
@@ -126,6 +128,7 @@ class Processor:
         self.clock = clock
         self.failpoint = failpoint
         self.max_record_bytes = max_record_bytes
+        self.cache = StateCache(0) if cache is None else cache  # an empty cache is falsy
         self.lock = asyncio.Lock()  # one writer: runs and releases never interleave
         self.assigned: set[int] = set()
         self.recovered: dict[int, Recovered] = {}  # partitions made ready, and what recovery found
@@ -224,6 +227,8 @@ class Processor:
     async def forget(self, partitions: Iterable[int]) -> None:
         """Partitions leave this worker: wait for the run in flight, then drop what we knew."""
         async with self.lock:
+            partitions = set(partitions)
+            self.cache.forget(partitions)
             for partition in partitions:
                 self.assigned.discard(partition)
                 self.recovered.pop(partition, None)
@@ -302,8 +307,10 @@ class Processor:
 
     def _state(self, run: Run, customer_id: str) -> CustomerState | None:
         if customer_id not in run.states:
-            raw = self.store.get(run.partition, state_key(customer_id))
-            state = decode_state(raw) if raw is not None else None
+            state = self.cache.get(run.partition, customer_id)
+            if state is None:
+                raw = self.store.get(run.partition, state_key(customer_id))
+                state = decode_state(raw) if raw is not None else None
             run.states[customer_id] = state
             run.due_before[customer_id] = state.next_due if state else None
             run.pending_before[customer_id] = len(state.pending) if state else 0
@@ -384,10 +391,16 @@ class Processor:
                 self.positions[partition][topic] = next_offset
             self._maybe_fail("after_outputs")
         changes = {run.partition: self._state_changes(run) for run in runs}
-        await self.store.write(changes, self._maybe_fail)
+        try:
+            await self.store.write(changes, self._maybe_fail)
+        except BaseException:
+            self.cache.forget(changes)  # RocksDB may hold part of these changes: read it again
+            raise
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
         now = self.clock()
         for run in runs:
+            for customer_id in run.changed:
+                self.cache.put(run.partition, customer_id, run.states[customer_id])
             self._count_outputs(run)
             for created_at in run.candidates_created_at:
                 self.metrics.decision_lag.observe(max(now - created_at, 0) / 1000)
@@ -434,6 +447,7 @@ class Processor:
         waiting = (self.assigned | set(partitions)) - set(self.recovered)
         if not waiting:
             return
+        self.cache.forget(waiting)
         started = time.perf_counter()
         found = await recover_partitions(waiting, self.topics, self.store, self.io, self._schemas)
         log.info(

@@ -238,3 +238,64 @@ async def test_a_gap_in_the_offsets_is_read_again_not_passed_over(app):
         await put(agent, topics.candidates, 0, candidate("m2"), candidate("m3"), first_offset=1)
     assert [d["message_id"] for d in decisions(app)] == ["m1", "m2", "m3"]
     assert app.committed[(topics.candidates, 0)] == 3
+
+
+@pytest.fixture
+def cached_app():
+    app = build_app(
+        Settings(
+            store="memory://",
+            app_id="tact-component",
+            partitions=1,
+            metrics_port=0,
+            state_cache_customers=100,
+        )
+    )
+    app.processor.clock = lambda: T0
+    app.processor.assign([0])
+    return app
+
+
+async def test_later_runs_take_the_state_from_the_cache_which_matches_the_store(cached_app):
+    app = cached_app
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"))
+        await put(agent, topics.candidates, 0, candidate("m2"), first_offset=1)
+    registry = app.processor.metrics.registry
+    sources = ("cache", "store")
+    reads = {s: registry.get_sample_value("tact_state_reads_total", {"source": s}) for s in sources}
+    assert reads == {"cache": 2, "store": 1}  # RocksDB once, for the profile's run
+    assert registry.get_sample_value("tact_state_cache_customers") == 1
+    stored = decode_state(app.processor.store.get(0, state_key("c1")))
+    assert app.processor.cache.get(0, "c1") == stored and set(stored.decided) == {"m1", "m2"}
+    await app.processor.forget([0])
+    assert len(app.processor.cache) == 0
+
+
+async def test_a_failed_write_leaves_nothing_cached_that_the_store_may_not_hold(cached_app):
+    app = cached_app
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+    assert len(app.processor.cache) == 1
+
+    async def write_part_then_fail(changes, failpoint):
+        raise ConnectionError("the changelog went away after some partitions were written")
+
+    app.processor.store.write = write_part_then_fail
+    run = InputRun(topics.candidates, 0, [Record(0, b"c1", candidate("m1"))])
+    with pytest.raises(ConnectionError):
+        await app.processor.process([run])
+    assert len(app.processor.cache) == 0
+
+
+async def test_without_a_cache_every_state_is_read_from_the_store(app):
+    topics = app.tact_settings.topics
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"))
+    registry = app.processor.metrics.registry
+    assert registry.get_sample_value("tact_state_reads_total", {"source": "store"}) == 2
+    assert len(app.processor.cache) == 0

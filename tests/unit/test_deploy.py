@@ -6,6 +6,7 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from app.metrics import Metrics
+from app.stream.cache import StateCache
 
 ROOT = Path(__file__).resolve().parents[2]
 WATCHED = [ROOT / "deploy/alerts.yml", ROOT / "deploy/grafana/dashboards/tact.json"]
@@ -19,6 +20,7 @@ def exported_names() -> set[str]:
     metrics.dead_letters.labels(topic="t", kind="decode").inc()
     metrics.deferred_backlog.labels(partition="0").set(1)
     metrics.recovered.labels(kind="decision").inc()
+    metrics.watch_state_cache(StateCache(1))
     text = generate_latest(metrics.registry).decode()
     samples = {
         line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")
