@@ -61,6 +61,7 @@ class Result:
     pipe_p50_ms: float
     pipe_p99_ms: float
     core_compiled: bool
+    peak_rss_mb: float  # the highest of 4 samples a second while deciding, and rss_mb
 
 
 def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -108,6 +109,7 @@ class Bench:
         self.latency_rate = latency_rate
         self.schemas = Schemas.load()
         self.work = Path(tempfile.mkdtemp(prefix="tact-bench-"))
+        self.peak_rss = 0.0
 
     def run(self) -> Result:
         records = traffic(self.customers, self.events, now_ms())
@@ -137,7 +139,7 @@ class Bench:
                 schema = "tact.OutboundMessage"
                 p50, p99 = self.measure_latency(broker, topics, load, outbound, schema)
                 self.say(f"latency at {load:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-                rss = psutil.Process(worker.pid).memory_info().rss / 2**20
+                rss = rss_mb(worker)
             finally:
                 worker.terminate()
                 worker.wait(timeout=60)
@@ -157,6 +159,7 @@ class Bench:
             round(pipe_p50, 2),
             round(pipe_p99, 2),
             compiled,
+            round(max(self.peak_rss, rss), 1),
         )
 
     def pipe_latency(
@@ -221,6 +224,7 @@ class Bench:
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker stopped; see {self.work / 'worker.log'}")
             metrics = self.metrics()
+            self.peak_rss = max(self.peak_rss, rss_mb(worker))
             if ready_at is None and metrics.get("tact_assigned_partitions", 0) > 0:
                 ready_at = time.monotonic()
             if ready_at is not None and metrics.get("tact_input_records_total", 0) >= total:
@@ -242,6 +246,10 @@ class Bench:
                 name, value = line.split("{")[0].split(" ")[0], float(line.rsplit(" ", 1)[1])
                 sums[name] = sums.get(name, 0.0) + value
         return sums
+
+
+def rss_mb(process: subprocess.Popen[bytes]) -> float:
+    return float(psutil.Process(process.pid).memory_info().rss / 2**20)
 
 
 def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:
@@ -439,7 +447,8 @@ def print_table(result: Result) -> None:
         (f"latency p99 at {result.latency_load_per_s:,.0f}/s", f"{result.p99_ms:.1f} ms"),
         ("pipe latency p50 at the same load", f"{result.pipe_p50_ms:.1f} ms"),
         ("pipe latency p99 at the same load", f"{result.pipe_p99_ms:.1f} ms"),
-        ("worker RSS", f"{result.rss_mb:,.0f} MB"),
+        ("worker RSS after the run", f"{result.rss_mb:,.0f} MB"),
+        ("worker RSS, highest while deciding", f"{result.peak_rss_mb:,.0f} MB"),
         (
             f"pure core ({build_name(result.core_compiled)})",
             f"{result.core_decisions_per_s:,.0f} decisions/s",

@@ -24,6 +24,7 @@ KEYS = {
     "pipe_p50_ms",
     "pipe_p99_ms",
     "core_compiled",
+    "peak_rss_mb",
 }
 
 
@@ -48,5 +49,6 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
         result["engine_events_per_s"] / result["pipe_events_per_s"], abs=0.001
     )
     assert result["p50_ms"] <= result["p99_ms"]
+    assert result["peak_rss_mb"] >= result["rss_mb"]
     assert result["pipe_p50_ms"] <= result["pipe_p99_ms"]
     assert "pipe latency p99 at the same load" in done.stderr
