@@ -60,9 +60,19 @@ def candidate(message_id, customer_id="c1", created_at=T0, urgency="immediate", 
 
 @pytest.fixture
 def app():
-    app = build_app(
-        Settings(store="memory://", app_id="tact-component", partitions=1, metrics_port=0)
+    return component_app()
+
+
+def component_app(state_cache_customers=0, io=None):
+    """An app on in-memory stores that owns partition 0, its clock stopped at T0."""
+    settings = Settings(
+        store="memory://",
+        app_id="tact-component",
+        partitions=1,
+        metrics_port=0,
+        state_cache_customers=state_cache_customers,
     )
+    app = build_app(settings, io=io)
     app.processor.clock = lambda: T0
     app.processor.assign([0])
     return app
@@ -163,13 +173,8 @@ def crash_after_outputs(app):
 
 
 def restart(app):
-    again = build_app(
-        Settings(store="memory://", app_id="tact-component", partitions=1, metrics_port=0),
-        io=app.io,
-    )
+    again = component_app(io=app.io)
     again.processor.store = app.processor.store
-    again.processor.clock = lambda: T0
-    again.processor.assign([0])
     return again
 
 
@@ -242,18 +247,7 @@ async def test_a_gap_in_the_offsets_is_read_again_not_passed_over(app):
 
 @pytest.fixture
 def cached_app():
-    app = build_app(
-        Settings(
-            store="memory://",
-            app_id="tact-component",
-            partitions=1,
-            metrics_port=0,
-            state_cache_customers=100,
-        )
-    )
-    app.processor.clock = lambda: T0
-    app.processor.assign([0])
-    return app
+    return component_app(state_cache_customers=100)
 
 
 async def test_later_runs_take_the_state_from_the_cache_which_matches_the_store(cached_app):
