@@ -66,6 +66,9 @@ class Settings:
     # How long a fetch may wait at the broker for data. Kafka answers as soon as data arrives;
     # the embedded Tansu broker waits the whole time, so there it must be short. 0: per broker.
     fetch_max_wait_ms: int = 0
+    # Records one fetch hands to the worker at most. With the few fetches queued behind it (see
+    # QUEUED_FETCHES in app/stream/app.py), this bounds the input a worker holds in memory.
+    fetch_max_records: int = 5000
     rocksdb_block_cache_mb: int = 32
     rocksdb_write_buffer_mb: int = 16
     # Customers whose decoded state stays in memory after a write (0: none). It saves a RocksDB
@@ -114,6 +117,8 @@ class Settings:
             raise ValueError(f"broker_kind {self.broker_kind!r} must be one of {BROKER_KINDS}")
         if self.partitions < 1:
             raise ValueError("partitions must be at least 1")
+        if self.fetch_max_records < 1:
+            raise ValueError("fetch_max_records must be at least 1")
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

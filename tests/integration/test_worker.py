@@ -11,6 +11,7 @@ import pytest
 from app.codecs.records import iso
 from app.policy.rules import load_policy
 from app.simulate import read_records, replay
+from app.stream.app import QUEUED_FETCHES
 from app.traffic import now_ms
 from tests.integration.conftest import SCHEMAS, TopicReader, wait_until
 from tests.traffic import activity, calm_zones, profiles
@@ -226,3 +227,22 @@ def test_held_message_is_released_on_time_by_a_restarted_worker(harness, tmp_pat
     assert (final["outcome"], final["decided_at"]) == ("sent", expected_release)
     [sent] = reader.records[t.outbound["email"]]
     assert 0 <= sent.timestamp - expected_release < 3_000, "released within 3 s of its time"
+
+
+def test_a_backlog_is_read_a_few_fetches_at_a_time(harness):
+    """However long the backlog, the worker holds only QUEUED_FETCHES fetches of it ahead of the
+    batch it decides: memory stays bounded, and nothing is lost on the way."""
+    rng = random.Random(11)
+    start = now_ms()
+    records = profiles(rng, 200, calm_zones(start)) + activity(rng, 200, 3000, start, 60_000)
+    harness.publish(records)
+    worker = harness.worker(TACT_FETCH_MAX_RECORDS="40")
+    harness.wait_until_all_committed()
+
+    largest_batch = (1 + QUEUED_FETCHES) * 40
+    assert largest_batch <= 500  # a bucket of tact_batch_records
+    batches = worker.metric("tact_batch_records_count")
+    assert batches >= len(records) / largest_batch
+    assert worker.metric('tact_batch_records_bucket{le="500.0"}') == batches
+    candidates = sum(r["kind"] == "candidate" for r in records)
+    assert worker.metric("tact_decisions_total{") == candidates
