@@ -39,7 +39,6 @@ FAST_WORKER_ENV = {
     "TACT_HEARTBEAT_INTERVAL_S": "1",
     "TACT_RECOVERY_DELAY_S": "0.2",
     "TACT_RELEASE_INTERVAL_S": "0.5",
-    "TACT_STATE_CACHE_CUSTOMERS": "10000",  # kill and restart the path with more to get wrong
     "TACT_LOG_LEVEL": "info",
 }
 
