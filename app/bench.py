@@ -19,6 +19,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -61,7 +62,7 @@ class Result:
     pipe_p50_ms: float
     pipe_p99_ms: float
     core_compiled: bool
-    peak_rss_mb: float  # the highest of 4 samples a second while deciding, and rss_mb
+    peak_rss_mb: float  # the worker's highest RSS: 4 samples a second over its whole run
 
 
 def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -109,7 +110,6 @@ class Bench:
         self.latency_rate = latency_rate
         self.schemas = Schemas.load()
         self.work = Path(tempfile.mkdtemp(prefix="tact-bench-"))
-        self.peak_rss = 0.0
 
     def run(self) -> Result:
         records = traffic(self.customers, self.events, now_ms())
@@ -131,6 +131,7 @@ class Bench:
             )
             self.say(f"pipe: {pipe:,.0f} records/s (aiokafka consume -> produce)")
             worker = self.start_worker(broker, topics)
+            peak = PeakRss(worker.pid)
             try:
                 engine = self.engine_rate(worker, len(encoded))
                 self.say(f"engine: {engine:,.0f} records/s")
@@ -141,6 +142,7 @@ class Bench:
                 self.say(f"latency at {load:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
                 rss = rss_mb(worker)
             finally:
+                peak.stop()
                 worker.terminate()
                 worker.wait(timeout=60)
             pipe_p50, pipe_p99 = self.pipe_latency(broker, topics, load)
@@ -159,7 +161,7 @@ class Bench:
             round(pipe_p50, 2),
             round(pipe_p99, 2),
             compiled,
-            round(max(self.peak_rss, rss), 1),
+            round(max(peak.mb, rss), 1),
         )
 
     def pipe_latency(
@@ -224,7 +226,6 @@ class Bench:
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker stopped; see {self.work / 'worker.log'}")
             metrics = self.metrics()
-            self.peak_rss = max(self.peak_rss, rss_mb(worker))
             if ready_at is None and metrics.get("tact_assigned_partitions", 0) > 0:
                 ready_at = time.monotonic()
             if ready_at is not None and metrics.get("tact_input_records_total", 0) >= total:
@@ -250,6 +251,30 @@ class Bench:
 
 def rss_mb(process: subprocess.Popen[bytes]) -> float:
     return float(psutil.Process(process.pid).memory_info().rss / 2**20)
+
+
+class PeakRss:
+    """The highest RSS of a process, sampled 4 times a second by a thread until stop()."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.mb = 0.0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while True:
+            try:
+                self.mb = max(self.mb, self.process.memory_info().rss / 2**20)
+            except psutil.Error:
+                return  # the process has ended
+            if self._stopped.wait(0.25):
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:
@@ -448,7 +473,7 @@ def print_table(result: Result) -> None:
         ("pipe latency p50 at the same load", f"{result.pipe_p50_ms:.1f} ms"),
         ("pipe latency p99 at the same load", f"{result.pipe_p99_ms:.1f} ms"),
         ("worker RSS after the run", f"{result.rss_mb:,.0f} MB"),
-        ("worker RSS, highest while deciding", f"{result.peak_rss_mb:,.0f} MB"),
+        ("worker RSS, highest over the run", f"{result.peak_rss_mb:,.0f} MB"),
         (
             f"pure core ({build_name(result.core_compiled)})",
             f"{result.core_decisions_per_s:,.0f} decisions/s",

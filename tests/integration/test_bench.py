@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
+
+from app.bench import PeakRss, rss_mb
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +55,18 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     assert result["peak_rss_mb"] >= result["rss_mb"]
     assert result["pipe_p50_ms"] <= result["pipe_p99_ms"]
     assert "pipe latency p99 at the same load" in done.stderr
+
+
+def test_the_peak_rss_is_the_highest_sample_not_the_last():
+    """A worker that grows and shrinks again: the peak keeps what it reached in between."""
+    grow_then_shrink = 'import time; x = b"x" * 300 * 2**20; time.sleep(1.5); del x; time.sleep(30)'
+    process = subprocess.Popen([sys.executable, "-c", grow_then_shrink])
+    try:
+        peak = PeakRss(process.pid)
+        time.sleep(2.5)
+        now = rss_mb(process)
+        peak.stop()
+    finally:
+        process.kill()
+        process.wait()
+    assert peak.mb >= 300 > now
