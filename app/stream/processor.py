@@ -98,6 +98,7 @@ class Run:
     inputs: dict[str, int] = field(default_factory=dict)  # next input offset per input topic
     states: dict[str, CustomerState | None] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
+    returning: set[str] = field(default_factory=set)  # customers with a state before this run
     due_before: dict[str, int | None] = field(default_factory=dict)
     pending_before: dict[str, int] = field(default_factory=dict)
     outputs: list[OutRecord] = field(default_factory=list)
@@ -312,6 +313,8 @@ class Processor:
                 raw = self.store.get(run.partition, state_key(customer_id))
                 state = decode_state(raw) if raw is not None else None
             run.states[customer_id] = state
+            if state is not None:
+                run.returning.add(customer_id)
             run.due_before[customer_id] = state.next_due if state else None
             run.pending_before[customer_id] = len(state.pending) if state else 0
         return run.states[customer_id]
@@ -399,11 +402,19 @@ class Processor:
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
         now = self.clock()
         for run in runs:
-            for customer_id in run.changed:
-                self.cache.put(run.partition, customer_id, run.states[customer_id])
+            self._cache_written(run)
             self._count_outputs(run)
             for created_at in run.candidates_created_at:
                 self.metrics.decision_lag.observe(max(now - created_at, 0) / 1000)
+
+    def _cache_written(self, run: Run) -> None:
+        """Cache what a durable run wrote for customers who had a state before it. One seen for
+        the first time (most often a new profile) may not come back soon, and caching it would
+        push out one who does: with 1,000,000 customers that cost a fifth of the engine's rate."""
+        for customer_id in run.changed:
+            state = run.states[customer_id]
+            if state is None or customer_id in run.returning:
+                self.cache.put(run.partition, customer_id, state)  # None: no longer stored
 
     def _count_outputs(self, run: Run) -> None:
         """Counted once the outputs are durable, a labelled counter at a time."""

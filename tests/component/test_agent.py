@@ -250,17 +250,26 @@ def cached_app():
     return component_app(state_cache_customers=100)
 
 
-async def test_later_runs_take_the_state_from_the_cache_which_matches_the_store(cached_app):
+async def test_a_customer_is_cached_from_its_second_run_and_the_cache_matches_the_store(
+    cached_app,
+):
     app = cached_app
     topics = app.tact_settings.topics
+    registry = app.processor.metrics.registry
+
+    def reads():
+        return {
+            source: registry.get_sample_value("tact_state_reads_total", {"source": source})
+            for source in ("cache", "store")
+        }
+
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile())
+        assert len(app.processor.cache) == 0  # a customer seen once would only push others out
         await put(agent, topics.candidates, 0, candidate("m1"))
+        assert reads() == {"cache": 0, "store": 2}
         await put(agent, topics.candidates, 0, candidate("m2"), first_offset=1)
-    registry = app.processor.metrics.registry
-    sources = ("cache", "store")
-    reads = {s: registry.get_sample_value("tact_state_reads_total", {"source": s}) for s in sources}
-    assert reads == {"cache": 2, "store": 1}  # RocksDB once, for the profile's run
+    assert reads() == {"cache": 1, "store": 2}
     assert registry.get_sample_value("tact_state_cache_customers") == 1
     stored = decode_state(app.processor.store.get(0, state_key("c1")))
     assert app.processor.cache.get(0, "c1") == stored and set(stored.decided) == {"m1", "m2"}
@@ -273,13 +282,14 @@ async def test_a_failed_write_leaves_nothing_cached_that_the_store_may_not_hold(
     topics = app.tact_settings.topics
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m0"))
     assert len(app.processor.cache) == 1
 
     async def write_part_then_fail(changes, failpoint):
         raise ConnectionError("the changelog went away after some partitions were written")
 
     app.processor.store.write = write_part_then_fail
-    run = InputRun(topics.candidates, 0, [Record(0, b"c1", candidate("m1"))])
+    run = InputRun(topics.candidates, 0, [Record(1, b"c1", candidate("m1"))])
     with pytest.raises(ConnectionError):
         await app.processor.process([run])
     assert len(app.processor.cache) == 0
