@@ -1,8 +1,9 @@
 """The decoded states of the customers in use, in front of RocksDB (20,000 by default).
 
 A hit saves a RocksDB read and a msgpack decode. The cache holds only what the store holds: it
-is filled with what a run wrote, once that write is durable (see Processor._cache_written). So it can be dropped at any moment,
-and it is whenever a partition leaves or is recovered, or a write fails part-way.
+is filled with what a run wrote, once that write is durable (see Processor._cache_written). So
+it can be dropped at any moment, and it is whenever a partition leaves or is recovered, or a
+write fails part-way.
 """
 
 from __future__ import annotations
