@@ -140,7 +140,7 @@ class Bench:
                 schema = "tact.OutboundMessage"
                 p50, p99 = self.measure_latency(broker, topics, load, outbound, schema)
                 self.say(f"latency at {load:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-                rss = rss_mb(worker)
+                rss = rss_mb(worker.pid)
             finally:
                 peak.stop()
                 worker.terminate()
@@ -249,15 +249,15 @@ class Bench:
         return sums
 
 
-def rss_mb(process: subprocess.Popen[bytes]) -> float:
-    return float(psutil.Process(process.pid).memory_info().rss / 2**20)
+def rss_mb(pid: int) -> float:
+    return float(psutil.Process(pid).memory_info().rss / 2**20)
 
 
 class PeakRss:
     """The highest RSS of a process, sampled 4 times a second by a thread until stop()."""
 
     def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
+        self.pid = pid
         self.mb = 0.0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -266,7 +266,7 @@ class PeakRss:
     def _sample(self) -> None:
         while True:
             try:
-                self.mb = max(self.mb, self.process.memory_info().rss / 2**20)
+                self.mb = max(self.mb, rss_mb(self.pid))
             except psutil.Error:
                 return  # the process has ended
             if self._stopped.wait(0.25):

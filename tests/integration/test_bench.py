@@ -64,7 +64,7 @@ def test_the_peak_rss_is_the_highest_sample_not_the_last():
     try:
         peak = PeakRss(process.pid)
         time.sleep(2.5)
-        now = rss_mb(process)
+        now = rss_mb(process.pid)
         peak.stop()
     finally:
         process.kill()
