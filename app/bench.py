@@ -216,22 +216,35 @@ class Bench:
             [sys.executable, "-m", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
-    def engine_rate(self, worker: subprocess.Popen[bytes], total: int) -> float:
+    def engine_rate(
+        self, worker: subprocess.Popen[bytes], total: int, timeout_s: float = 600
+    ) -> float:
         """Records made durable per second, from the worker owning its partitions to the last
         record durable (so table recovery and the group join of an empty worker count too).
         Polled 4 times a second: every scrape of /metrics costs the worker time."""
         ready_at: float | None = None
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
+        decided, answered_at = 0.0, None
+        started = time.monotonic()
+        while time.monotonic() < started + timeout_s:
             if worker.poll() is not None:
                 raise RuntimeError(f"the worker stopped; see {self.work / 'worker.log'}")
             metrics = self.metrics()
+            if metrics:
+                decided, answered_at = metrics.get("tact_input_records_total", 0), time.monotonic()
             if ready_at is None and metrics.get("tact_assigned_partitions", 0) > 0:
                 ready_at = time.monotonic()
-            if ready_at is not None and metrics.get("tact_input_records_total", 0) >= total:
+            if ready_at is not None and decided >= total:
                 return total / (time.monotonic() - ready_at)
             time.sleep(0.25)
-        raise TimeoutError("the engine did not finish within 10 minutes")
+        answered = (
+            f"its /metrics last answered {time.monotonic() - answered_at:.0f} s ago"
+            if answered_at is not None
+            else "its /metrics never answered"
+        )
+        raise TimeoutError(
+            f"the engine did not finish within {timeout_s:.0f} s: {decided:,.0f} of {total:,} "
+            f"records decided, {answered}; see {self.work / 'worker.log'}"
+        )
 
     def metrics(self) -> dict[str, float]:
         """Every sample of the worker's /metrics, summed over labels (empty if unreachable)."""

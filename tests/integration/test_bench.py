@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from app.bench import PeakRss, rss_mb
+from app.bench import Bench, PeakRss, rss_mb
+from app.broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +71,16 @@ def test_the_peak_rss_is_the_highest_sample_not_the_last():
         process.kill()
         process.wait()
     assert peak.mb >= 300 > now
+
+
+def test_a_worker_that_does_not_finish_is_reported_with_what_it_decided():
+    """The bench gives up with what it last saw, so a slow or silent worker can be told apart."""
+    bench = Bench(customers=1, events=1, say=print)
+    bench.metrics_port = free_port()  # nothing listens there
+    silent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(TimeoutError, match=r"0 of 10 records decided, its /metrics never"):
+            bench.engine_rate(silent, total=10, timeout_s=1)
+    finally:
+        silent.kill()
+        silent.wait()
