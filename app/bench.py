@@ -8,6 +8,8 @@
            produce time -> outbound visible. Then the same load through the plain loop
            (produce time -> forwarded record visible): the floor the broker sets.
 5. core:   the pure policy core alone, in this process.
+6. stages: the worker's own work per record (Avro decode, core, Avro encode, state encode), in
+           this process: the ceiling one worker process could reach if Kafka and Faust were free.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from app.broker import EmbeddedBroker, free_port
 from app.client import Encoded, encode_input
 from app.codecs.avro import Schemas
-from app.codecs.records import iso
+from app.codecs.records import decision_to_dict, iso, outbound_to_dict
+from app.codecs.state import encode_state
 from app.collector import collector_for_deciding
 from app.config import Settings, TopicNames
 from app.policy.engine import apply_record
@@ -41,6 +44,7 @@ from app.policy.model import CHANNELS, CustomerProfile, CustomerState
 from app.policy.rules import load_policy
 from app.simulate import parse_record
 from app.stream.io import ensure_tact_topics
+from app.stream.processor import input_decoders
 from app.traffic import now_ms, random_profiles
 
 PARTITIONS = 8
@@ -63,6 +67,8 @@ class Result:
     pipe_p99_ms: float
     core_compiled: bool
     peak_rss_mb: float  # the worker's highest RSS: 4 samples a second over its whole run
+    in_process_ceiling_per_s: float  # see StageCosts.records_per_s
+    stage_us_per_record: dict[str, float]  # the StageCosts
 
 
 def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -116,9 +122,11 @@ class Bench:
         core = core_rate(records)
         compiled = core_is_compiled()
         self.say(f"core ({build_name(compiled)}): {core:,.0f} decisions/s in-process")
+        topics = TopicNames.with_prefix("bench.")
+        encoded = [encode_input(r, topics, self.schemas) for r in records]
+        stages = stage_costs(encoded, topics, self.schemas)
+        self.say(f"in-process ceiling: {stages.records_per_s:,.0f} records/s ({stages.summary()})")
         with EmbeddedBroker(log_path=self.work / "broker.log") as broker:
-            topics = TopicNames.with_prefix("bench.")
-            encoded = [encode_input(r, topics, self.schemas) for r in records]
             asyncio.run(
                 ensure_tact_topics(
                     broker.bootstrap, topics, PARTITIONS, extra=["bench.pipe", PIPE_TOPIC]
@@ -162,6 +170,8 @@ class Bench:
             round(pipe_p99, 2),
             compiled,
             round(max(peak.mb, rss), 1),
+            round(stages.records_per_s),
+            asdict(stages),
         )
 
     def pipe_latency(
@@ -309,6 +319,63 @@ def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:
                 decided += len(applied.decisions)
             spent += time.perf_counter() - started
     return decided / spent
+
+
+@dataclass
+class StageCosts:
+    """CPU microseconds per input record of the worker's in-process stages (no Kafka, no Faust)."""
+
+    decode_us: float  # Avro body -> the core's value
+    core_us: float  # apply_record
+    encode_us: float  # decisions and outbound messages -> Avro
+    state_us: float  # each customer's final state encoded once: less than the worker writes
+
+    def summary(self) -> str:
+        return (
+            f"decode {self.decode_us} + core {self.core_us} + encode {self.encode_us} "
+            f"+ state {self.state_us} µs per record"
+        )
+
+    @property
+    def records_per_s(self) -> float:
+        """The most records one core could decide if Kafka and Faust cost nothing."""
+        return 1e6 / (self.decode_us + self.core_us + self.encode_us + self.state_us)
+
+
+def stage_costs(encoded: list[Encoded], topics: TopicNames, schemas: Schemas) -> StageCosts:
+    """Time the worker's own work on the bench's records, a stage at a time, with the worker's
+    codecs and core: the floor under what one worker process can cost per record."""
+    decoders = input_decoders(topics, schemas)
+    decision_codec, outbound_codec = schemas["tact.Decision"], schemas["tact.OutboundMessage"]
+    policy, clock = load_policy(), now_ms()
+    with collector_for_deciding():
+        started = time.perf_counter()
+        inputs = [decoders[e.topic][1](decoders[e.topic][0].decode(e.value)) for e in encoded]
+        decoded = time.perf_counter()
+        states: dict[str, CustomerState | None] = {}
+        outputs = []
+        for item in inputs:
+            applied = apply_record(states.get(item.customer_id), item, clock, policy)
+            states[item.customer_id] = applied.state
+            outputs.append(applied)
+        decided = time.perf_counter()
+        for applied in outputs:
+            for decision in applied.decisions:
+                decision_codec.encode(decision_to_dict(decision))
+            for message in applied.outbound:
+                outbound_codec.encode(outbound_to_dict(message))
+        encoded_at = time.perf_counter()
+        for state in states.values():
+            if state is not None:
+                encode_state(state)
+        done = time.perf_counter()
+    per_record = 1e6 / max(len(encoded), 1)
+    return StageCosts(
+        round((decoded - started) * per_record, 2),
+        round((decided - decoded) * per_record, 2),
+        round((encoded_at - decided) * per_record, 2),
+        round((done - encoded_at) * per_record, 2),
+    )
 
 
 def core_is_compiled() -> bool:
@@ -490,6 +557,14 @@ def print_table(result: Result) -> None:
         (
             f"pure core ({build_name(result.core_compiled)})",
             f"{result.core_decisions_per_s:,.0f} decisions/s",
+        ),
+        (
+            "in-process ceiling, one core, Kafka and Faust free",
+            f"{result.in_process_ceiling_per_s:,.0f} records/s",
+        ),
+        *(
+            (f"  {stage.removesuffix('_us')}, per record", f"{us:.2f} µs")
+            for stage, us in result.stage_us_per_record.items()
         ),
     ]
     for row in rows:

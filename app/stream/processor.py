@@ -74,6 +74,18 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+Decoders = dict[str, tuple[AvroCodec, Callable[[dict[str, Any]], Input]]]
+
+
+def input_decoders(topics: TopicNames, schemas: Schemas) -> Decoders:
+    """Per input topic: its Avro codec, and what turns the decoded dict into the core's value."""
+    return {
+        topics.profiles: (schemas["tact.CustomerProfile"], profile_from_dict),
+        topics.events: (schemas["tact.CustomerEvent"], event_from_dict),
+        topics.candidates: (schemas["tact.Candidate"], candidate_from_dict),
+    }
+
+
 class ProcessorClosed(Exception):
     """The worker is stopping: the run was not processed and must not be committed."""
 
@@ -137,11 +149,7 @@ class Processor:
         self.inputs: dict[int, dict[str, int]] = {}  # next input offset, as last made durable
         self.backlog: dict[int, int] = {}
         self.closed = False
-        self._decoders: dict[str, tuple[AvroCodec, Callable[[dict[str, Any]], Input]]] = {
-            topics.profiles: (schemas["tact.CustomerProfile"], profile_from_dict),
-            topics.events: (schemas["tact.CustomerEvent"], event_from_dict),
-            topics.candidates: (schemas["tact.Candidate"], candidate_from_dict),
-        }
+        self._decoders = input_decoders(topics, schemas)
         self._decision_codec = schemas["tact.Decision"]
         self._outbound_codec = schemas["tact.OutboundMessage"]
         self._dead_letter_codec = schemas["tact.DeadLetter"]

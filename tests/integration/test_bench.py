@@ -29,6 +29,8 @@ KEYS = {
     "pipe_p99_ms",
     "core_compiled",
     "peak_rss_mb",
+    "in_process_ceiling_per_s",
+    "stage_us_per_record",
 }
 
 
@@ -47,7 +49,12 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     assert result["events"] == 200 + 3000  # every profile, then the candidates and events
     assert result["latency_load_per_s"] == 200
     assert result["core_compiled"] is True  # the install compiled the policy core (setup.py)
+    stages = result.pop("stage_us_per_record")
+    assert set(stages) == {"decode_us", "core_us", "encode_us", "state_us"}
+    assert all(us > 0 for us in stages.values()), stages
+    assert result["in_process_ceiling_per_s"] == pytest.approx(1e6 / sum(stages.values()), rel=0.01)
     positive = KEYS - {"customers", "events", "latency_load_per_s", "core_compiled"}
+    positive -= {"stage_us_per_record"}
     assert all(result[key] > 0 for key in positive), result
     assert result["ratio"] == pytest.approx(
         result["engine_events_per_s"] / result["pipe_events_per_s"], abs=0.001
