@@ -350,7 +350,10 @@ def stage_costs(encoded: list[Encoded], topics: TopicNames, schemas: Schemas) ->
     policy, clock = load_policy(), now_ms()
     with collector_for_deciding():
         started = time.perf_counter()
-        inputs = [decoders[e.topic][1](decoders[e.topic][0].decode(e.value)) for e in encoded]
+        inputs = []
+        for record in encoded:
+            codec, build = decoders[record.topic]
+            inputs.append(build(codec.decode(record.value)))
         decoded = time.perf_counter()
         states: dict[str, CustomerState | None] = {}
         outputs = []
