@@ -41,7 +41,7 @@ from app.collector import collector_for_deciding
 from app.config import Settings, TopicNames
 from app.policy.engine import apply_record
 from app.policy.model import CHANNELS, CustomerProfile, CustomerState
-from app.policy.rules import load_policy
+from app.policy.policy_file import load_policy
 from app.simulate import parse_record
 from app.stream.io import ensure_tact_topics
 from app.stream.processor import input_decoders

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from app.config import Settings
-from app.policy.rules import PolicyError, load_policy
+from app.policy.policy_file import PolicyError, load_policy
 
 
 def _settings(**flags: Any) -> Settings:

@@ -83,6 +83,14 @@ class Publisher:
             await asyncio.gather(*futures)
         return len(futures)
 
+    async def publish_acked(self, records: Iterable[Encoded]) -> list[Any]:
+        """Publish and return each record's metadata (topic, partition, offset) once acked."""
+        futures = [
+            await self.producer.send(r.topic, r.value, key=r.key, timestamp_ms=r.timestamp_ms)
+            for r in records
+        ]
+        return list(await asyncio.gather(*futures))
+
     async def publish_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         await (await self.producer.send(topic, value, key=key))
 

@@ -202,7 +202,7 @@ class Demo:
         self.publish(broker, story(start))
         self.publish(broker, [r for r in crowd_records if r["kind"] == "candidate"])
         asyncio.run(self.publish_corrupt(broker))
-        expected = sum(1 for r in story(start) if r["kind"] == "candidate") - 1 + self.candidates
+        expected = sum(1 for r in story(start) if r["kind"] == "candidate") + self.candidates
         self.wait_for(worker, "tact_decisions_total", expected, "the decisions")
         self.report(broker)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,6 +23,7 @@ from app.codecs.records import (
     profile_from_dict,
     to_millis,
 )
+from app.codecs.state import state_as_json
 from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, record_time, release
 from app.policy.model import CustomerState, Decision, OutboundMessage
 from app.policy.rules import Policy
@@ -123,14 +124,6 @@ def decision_line(decision: Decision) -> str:
     if decision.release_at is not None:
         record["release_at"] = iso(decision.release_at)
     return json.dumps(record, separators=(",", ":"))
-
-
-def state_as_json(state: CustomerState) -> dict[str, Any]:
-    """A customer's state as plain JSON values, for inspection and for comparing replays."""
-    raw = asdict(state)
-    raw["opted_out_categories"] = sorted(state.opted_out_categories)
-    plain: dict[str, Any] = json.loads(json.dumps(raw, default=str))
-    return plain
 
 
 def run(

@@ -16,7 +16,8 @@ from app.policy.model import (
     CustomerState,
     Urgency,
 )
-from app.policy.rules import Policy, load_policy
+from app.policy.policy_file import load_policy
+from app.policy.rules import Policy
 
 # Noon UTC on a Wednesday: not in default quiet hours for UTC customers.
 T0 = int(datetime(2026, 11, 18, 12, 0, tzinfo=UTC).timestamp() * 1000)

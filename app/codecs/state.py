@@ -6,26 +6,27 @@ then learns to read the previous version too, so a rolling upgrade can read what
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from typing import Any
 
 import msgpack
+from immutables import Map
 
+from app.policy.history import Expiring, SendLog
 from app.policy.model import (
     Audience,
     Candidate,
     Category,
+    ConsentWord,
     CustomerEvent,
     CustomerProfile,
     CustomerState,
-    DedupeEntry,
     Pending,
-    Send,
     Urgency,
 )
 
-VERSION = 1
-# Looked up, not called: Category(value) costs ten times as much, once per remembered send.
-_CATEGORIES = {category.value: category for category in Category}
+VERSION = 2  # 2: the consent ledger, sends by class; 1: opted_out_categories, a list of sends
 
 
 class StateError(ValueError):
@@ -46,10 +47,10 @@ def encode_state(state: CustomerState) -> bytes:
                 dict(profile.reachable),
                 profile.preferred_channel,
             ],
-            sorted(state.opted_out_categories),
-            [[s.at, s.channel, s.category] for s in state.sends],  # a StrEnum packs as its text
-            dict(state.decided),
-            {k: [e.accepted_at, e.message_id] for k, e in state.dedupe.items()},
+            {scope: [w.at, w.event_id, w.subscribed] for scope, w in state.consent.items()},
+            {key: list(times) for key, times in state.sends.times.items()},
+            {message_id: at for message_id, (at, _) in state.decided.items()},
+            {key: [at, message_id] for key, (at, message_id) in state.dedupe.items()},
             [[_candidate(p.candidate), p.release_at, p.reason] for p in state.pending],
             [
                 [e.event_id, e.type, e.occurred_at, e.channel, dict(e.attributes)]
@@ -62,16 +63,19 @@ def encode_state(state: CustomerState) -> bytes:
 
 def decode_state(data: bytes) -> CustomerState:
     fields: list[Any] = msgpack.unpackb(data, use_list=True, strict_map_key=False)
-    if not fields or fields[0] != VERSION:
-        raise StateError(f"state version {fields[0] if fields else None!r} is not {VERSION}")
-    _, customer_id, profile, opted_out, sends, decided, dedupe, pending, recent = fields
+    version = fields[0] if fields else None
+    if version == 1:
+        fields = _from_version_1(fields)
+    elif version != VERSION:
+        raise StateError(f"state version {version!r} is neither {VERSION} nor 1")
+    _, customer_id, profile, consent, sends, decided, dedupe, pending, recent = fields
     return CustomerState(
         customer_id=customer_id,
         profile=None if profile is None else CustomerProfile(customer_id, *profile),
-        opted_out_categories=frozenset(opted_out),
-        sends=tuple(Send(at, channel, _CATEGORIES[category]) for at, channel, category in sends),
-        decided=decided,
-        dedupe={k: DedupeEntry(at, message_id) for k, (at, message_id) in dedupe.items()},
+        consent={scope: ConsentWord(*word) for scope, word in consent.items()},
+        sends=SendLog(Map({k: tuple(t) for k, t in sends.items()}), sum(map(len, sends.values()))),
+        decided=Expiring.of((m, at, None) for m, at in decided.items()),
+        dedupe=Expiring.of((k, at, m) for k, (at, m) in dedupe.items()),
         pending=tuple(
             Pending(_candidate_back(customer_id, c), release_at, reason)
             for c, release_at, reason in pending
@@ -81,6 +85,17 @@ def decode_state(data: bytes) -> CustomerState:
             for event_id, type_, at, channel, attributes in recent
         ),
     )
+
+
+def _from_version_1(fields: list[Any]) -> list[Any]:
+    """A state written before the consent ledger: category opt-outs become words with no time
+    (any later word wins), and the sends a list in time order."""
+    _, customer_id, profile, opted_out, sends, decided, dedupe, pending, recent = fields
+    consent = {f"category:{c}": [0, "", False] for c in opted_out}
+    by_class: dict[str, list[int]] = {}
+    for at, channel, category in sends:
+        by_class.setdefault(f"{channel}/{category}", []).append(at)
+    return [VERSION, customer_id, profile, consent, by_class, decided, dedupe, pending, recent]
 
 
 def _candidate(c: Candidate) -> list[Any]:
@@ -127,3 +142,28 @@ def _candidate_back(customer_id: str, f: list[Any]) -> Candidate:
         expires_at=expires,
         payload=payload,
     )
+
+
+def state_as_json(state: CustomerState) -> dict[str, Any]:
+    """A customer's state as plain JSON values, sorted, for people and for comparing replays."""
+    return {
+        "customer_id": state.customer_id,
+        "profile": None if state.profile is None else _plain(asdict(state.profile)),
+        "opted_out_categories": sorted(state.opted_out_categories),
+        "consent": {s: _plain(asdict(w)) for s, w in sorted(state.consent.items())},
+        "sends": [
+            {"at": at, "channel": channel, "category": category}
+            for at, channel, category in state.sends.sends()
+        ],
+        "decided": {m: at for m, (at, _) in sorted(state.decided.items())},
+        "dedupe": {
+            k: {"accepted_at": at, "message_id": m} for k, (at, m) in sorted(state.dedupe.items())
+        },
+        "pending": [_plain(asdict(p)) for p in state.pending],
+        "recent": [_plain(asdict(e)) for e in state.recent],
+    }
+
+
+def _plain(value: Any) -> Any:
+    plain = json.loads(json.dumps(value, default=str, sort_keys=True))
+    return plain

@@ -3,14 +3,18 @@
 A capped send is allowed only if, in every window that would contain it, the sends that count
 stay within the limit. Checking every window (not only the one ending now) keeps the promise
 "no customer exceeds a cap in any window" even when records arrive out of time order.
+
+Sends are counted by bisecting the customer's SendLog, so a check costs O(log n) in the
+customer's history; only a send that lands before others in a full window looks at each of them.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 
-from app.policy.localtime import calendar_period
-from app.policy.model import Category, Send
+from app.policy.history import SendLog
+from app.policy.localtime import calendar_bounds
+from app.policy.model import Category
 from app.policy.rules import CapRule, Policy
 
 
@@ -19,7 +23,7 @@ def is_capped(category: Category, policy: Policy) -> bool:
 
 
 def exceeded_caps(
-    sends: tuple[Send, ...],
+    sends: SendLog,
     at: int,
     channel: str,
     category: Category,
@@ -31,37 +35,35 @@ def exceeded_caps(
     caps = policy.caps_for(channel, category, per_channel)
     if not caps:
         return []
-    counted = [s for s in sends if s.category in policy.counted_categories]
-    all_times = [s.at for s in counted]
     return [
         cap.name
         for cap in caps
-        if len(counted) >= cap.limit  # fewer sends than the limit cannot fill any window
-        and _would_exceed(cap, _times_counted(cap, counted, all_times), at, tz)
+        if len(sends) >= cap.limit  # fewer sends than the limit cannot fill any window
+        and _would_exceed(cap, policy.cap_classes[cap.name], sends, at, tz)
     ]
 
 
-def _times_counted(cap: CapRule, counted: list[Send], all_times: list[int]) -> list[int]:
-    if not cap.channels and not cap.categories:
-        return all_times
-    return [s.at for s in counted if cap.counts(s.channel, s.category)]
-
-
-def _would_exceed(cap: CapRule, times: list[int], at: int, tz: str) -> bool:
+def _would_exceed(cap: CapRule, classes: tuple[str, ...], sends: SendLog, at: int, tz: str) -> bool:
     if cap.window_ms is not None:
-        return _busiest_window(times, at, cap.window_ms) >= cap.limit
-    period = calendar_period(at, tz, cap.calendar or "day")
-    same_period = sum(1 for t in times if calendar_period(t, tz, cap.calendar or "day") == period)
-    return same_period >= cap.limit
+        return _busiest_window(sends, classes, at, cap.window_ms, cap.limit) >= cap.limit
+    start, end = calendar_bounds(at, tz, cap.calendar or "day")
+    return sends.count_between(classes, start, end) >= cap.limit
 
 
-def _busiest_window(times: list[int], at: int, window: int) -> int:
-    """The most existing sends in any window [x, x + window) that also contains `at`.
-
-    `times` is in order, as a customer's sends are kept."""
-    nearby = times[bisect_right(times, at - window) : bisect_left(times, at + window)]
-    if not nearby or nearby[-1] <= at:
-        return len(nearby)  # all of them fit in the window that starts at the first
+def _busiest_window(
+    sends: SendLog, classes: tuple[str, ...], at: int, window: int, limit: int
+) -> int:
+    """The most existing sends in any window [x, x + window) that also contains `at`
+    (exact up to `limit`: a count below it is all that is asked)."""
+    start, end = at - window + 1, at + window
+    around = sends.count_between(classes, start, end)
+    if around < limit or not sends.count_between(classes, at + 1, end):
+        return around  # too few to fill a window, or all of them fit in the one ending at `at`
+    nearby = sends.times_between(classes, start, end)
     # The busiest such window starts at one of the sends before `at`, or at `at` itself.
     starts = [t for t in nearby if t <= at] + [at]
-    return max(bisect_left(nearby, start + window) - bisect_left(nearby, start) for start in starts)
+    return max(_count_from(nearby, s, window) for s in starts)
+
+
+def _count_from(times: list[int], start: int, window: int) -> int:
+    return bisect_left(times, start + window) - bisect_left(times, start)

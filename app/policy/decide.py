@@ -6,13 +6,11 @@ Every function here is pure: state and time come in, a new state and the records
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
-
+from app.policy.bounds import MAX_REMEMBERED_ATTRIBUTES_BYTES, candidate_bytes, mapping_bytes
 from app.policy.caps import exceeded_caps, is_capped
 from app.policy.channels import channel_order
-from app.policy.consent import category_refusal, channel_refusal
-from app.policy.dedupe import already_decided, duplicate_of, forget_old
+from app.policy.consent import category_refusal, channel_refusal, with_consent_event
+from app.policy.dedupe import already_decided, claim, duplicate_of, forget_old, unclaim
 from app.policy.model import (
     DAY,
     MINUTE,
@@ -22,11 +20,9 @@ from app.policy.model import (
     CustomerProfile,
     CustomerState,
     Decision,
-    DedupeEntry,
     OutboundMessage,
     Outcome,
     Pending,
-    Send,
     Step,
     Urgency,
     evolve,
@@ -38,8 +34,6 @@ from app.policy.valueclass import value
 
 MAX_LAG_MS = 15 * MINUTE
 MAX_SKEW_MS = 1 * MINUTE
-UNSUBSCRIBED = "unsubscribed"
-RESUBSCRIBED = "resubscribed"
 
 
 def decision_time(record_time: int, clock: int) -> int:
@@ -69,9 +63,19 @@ def decide(state: CustomerState, candidate: Candidate, now: int, policy: Policy)
     if already_decided(released.state, candidate.message_id):
         return released
     state = forget_old(released.state, now, policy)
+    if len(state.decided) >= policy.limits.max_messages_per_customer:
+        return _chain(released, _over_limit(state, candidate, now, policy))
     verdict = evaluate(state, candidate, now, policy)
     settled = settle(state, candidate, verdict, policy)
     return _chain(released, settled) if released.decisions else settled
+
+
+def _over_limit(state: CustomerState, candidate: Candidate, now: int, policy: Policy) -> Step:
+    """A customer who has had max_messages_per_customer decided within the dedupe window (a
+    flood, a loop upstream) gets no more: suppressed, and not remembered, so that the state,
+    and the time to decide, stay bounded however many arrive."""
+    verdict = Verdict(Outcome.SUPPRESSED, now, reasons=("customer_limit",))
+    return Step(state, (_decision(candidate, verdict, policy),))
 
 
 def on_event(state: CustomerState, event: CustomerEvent, now: int, policy: Policy) -> Step:
@@ -142,7 +146,7 @@ def evaluate(
     refusal = category_refusal(state, candidate.category)
     if refusal:
         return Verdict(Outcome.SUPPRESSED, at, reasons=(refusal,))
-    eligible, refusals = _eligible_channels(profile, candidate, policy)
+    eligible, refusals = _eligible_channels(state, profile, candidate, policy)
     if not eligible:
         return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(refusals))
     hold = _hold(state, candidate, at, policy, released_from)
@@ -153,7 +157,24 @@ def evaluate(
 
 def settle(state: CustomerState, candidate: Candidate, verdict: Verdict, policy: Policy) -> Step:
     """Record a verdict in the customer's state and build the records that announce it."""
-    decision = Decision(
+    decision = _decision(candidate, verdict, policy)
+    state = evolve(state, decided=state.decided.put(candidate.message_id, verdict.at, None))
+    if verdict.outcome is Outcome.DEFERRED:
+        assert verdict.release_at is not None
+        held = Pending(candidate, verdict.release_at, verdict.hold_reason)
+        state = evolve(claim(state, candidate, verdict.at), pending=(*state.pending, held))
+        return Step(state, (decision,))
+    if verdict.outcome is not Outcome.SENT or verdict.channel is None:
+        return Step(unclaim(state, candidate), (decision,))
+    sends = state.sends.add(verdict.channel, candidate.category.value, verdict.at)
+    state = evolve(claim(state, candidate, verdict.at), sends=sends)
+    return Step(
+        state, (decision,), (_outbound(state, candidate, verdict.channel, verdict.at, policy),)
+    )
+
+
+def _decision(candidate: Candidate, verdict: Verdict, policy: Policy) -> Decision:
+    return Decision(
         message_id=candidate.message_id,
         customer_id=candidate.customer_id,
         outcome=verdict.outcome,
@@ -164,31 +185,15 @@ def settle(state: CustomerState, candidate: Candidate, verdict: Verdict, policy:
         category=candidate.category,
         release_at=verdict.release_at,
     )
-    decided = {**state.decided, candidate.message_id: verdict.at}
-    if verdict.outcome is Outcome.DEFERRED:
-        assert verdict.release_at is not None
-        held = Pending(candidate, verdict.release_at, verdict.hold_reason)
-        dedupe = _claimed(state.dedupe, candidate, verdict.at)
-        state = evolve(state, decided=decided, dedupe=dedupe, pending=(*state.pending, held))
-        return Step(state, (decision,))
-    if verdict.outcome is not Outcome.SENT or verdict.channel is None:
-        state = evolve(state, decided=decided, dedupe=_unclaimed(state.dedupe, candidate))
-        return Step(state, (decision,))
-    send = Send(verdict.at, verdict.channel, candidate.category)
-    dedupe = _claimed(state.dedupe, candidate, verdict.at)
-    state = evolve(state, decided=decided, dedupe=dedupe, sends=_with_send(state.sends, send))
-    return Step(
-        state, (decision,), (_outbound(state, candidate, verdict.channel, verdict.at, policy),)
-    )
 
 
 def _eligible_channels(
-    profile: CustomerProfile, candidate: Candidate, policy: Policy
+    state: CustomerState, profile: CustomerProfile, candidate: Candidate, policy: Policy
 ) -> tuple[list[str], list[str]]:
     eligible: list[str] = []
     refusals: list[str] = []
     for channel in channel_order(candidate, profile, policy):
-        refusal = channel_refusal(profile, channel, candidate.category, policy)
+        refusal = channel_refusal(state, profile, channel, candidate.category, policy)
         if refusal:
             refusals.append(refusal)
         else:
@@ -207,11 +212,19 @@ def _hold(
         release_at, reason = _arbitration_release(state, at, policy), "arbitration"
     if release_at is None:
         return None
-    if len(state.pending) >= policy.max_pending_per_customer:
+    if _holds_too_much(state, candidate, policy):
         return Verdict(Outcome.SUPPRESSED, at, reasons=("pending_limit",))
     return Verdict(
         Outcome.DEFERRED, at, reasons=(reason,), release_at=release_at, hold_reason=reason
     )
+
+
+def _holds_too_much(state: CustomerState, candidate: Candidate, policy: Policy) -> bool:
+    limits = policy.limits
+    if len(state.pending) >= limits.max_pending_per_customer:
+        return True
+    held = sum(candidate_bytes(p.candidate) for p in state.pending)
+    return held + candidate_bytes(candidate) > limits.max_held_bytes
 
 
 def _arbitrates(candidate: Candidate, policy: Policy) -> bool:
@@ -251,34 +264,6 @@ def _choose_within_caps(
     return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(refusals))
 
 
-def _with_send(sends: tuple[Send, ...], send: Send) -> tuple[Send, ...]:
-    """Sends stay in time order, however late a record arrives."""
-    if sends and sends[-1].at > send.at:
-        return tuple(sorted((*sends, send), key=lambda s: s.at))
-    return (*sends, send)
-
-
-def _claimed(
-    dedupe: Mapping[str, DedupeEntry], candidate: Candidate, at: int
-) -> Mapping[str, DedupeEntry]:
-    """A sent or held candidate owns its dedupe_key for the dedupe window."""
-    key = candidate.dedupe_key
-    if not key:
-        return dedupe
-    return {**dedupe, key: DedupeEntry(at, candidate.message_id)}
-
-
-def _unclaimed(
-    dedupe: Mapping[str, DedupeEntry], candidate: Candidate
-) -> Mapping[str, DedupeEntry]:
-    """A candidate that did not go out gives its dedupe_key back."""
-    key = candidate.dedupe_key
-    entry = dedupe.get(key) if key else None
-    if entry is None or entry.message_id != candidate.message_id:
-        return dedupe
-    return {k: e for k, e in dedupe.items() if k != key}
-
-
 def _without_pending(state: CustomerState, message_id: str) -> CustomerState:
     if not any(p.candidate.message_id == message_id for p in state.pending):
         return state
@@ -298,7 +283,7 @@ def _chain(first: Step, second: Step) -> Step:
 def _outbound(
     state: CustomerState, candidate: Candidate, channel: str, at: int, policy: Policy
 ) -> OutboundMessage:
-    recent = [e for e in state.recent if e.occurred_at <= at][-policy.context_events :]
+    recent = [e for e in state.recent if e.occurred_at <= at][-policy.limits.context_events :]
     context = tuple(ContextItem(e.type, e.occurred_at, e.channel) for e in recent)
     return OutboundMessage(
         message_id=candidate.message_id,
@@ -336,26 +321,19 @@ def _ago(ms: int) -> str:
 
 
 def _record_event(state: CustomerState, event: CustomerEvent, policy: Policy) -> CustomerState:
-    if any(e.event_id == event.event_id for e in state.recent):
-        return state
-    recent = tuple(sorted((*state.recent, event), key=lambda e: e.occurred_at))
-    state = evolve(state, recent=recent[-policy.context_events :] if policy.context_events else ())
-    return _apply_consent_event(state, event)
+    consent = with_consent_event(state.consent, event)
+    if consent is not state.consent:
+        state = evolve(state, consent=consent)
+    return _remember(state, event, policy.limits.context_events)
 
 
-def _apply_consent_event(state: CustomerState, event: CustomerEvent) -> CustomerState:
-    if event.type not in (UNSUBSCRIBED, RESUBSCRIBED):
+def _remember(state: CustomerState, event: CustomerEvent, keep: int) -> CustomerState:
+    """The event joins the recent ones (context for gateways), without large attributes."""
+    if not keep or any(e.event_id == event.event_id for e in state.recent):
         return state
-    subscribe = event.type == RESUBSCRIBED
-    category = event.attributes.get("category")
-    if category:
-        opted_out = (
-            state.opted_out_categories - {category}
-            if subscribe
-            else state.opted_out_categories | {category}
+    if mapping_bytes(dict(event.attributes)) > MAX_REMEMBERED_ATTRIBUTES_BYTES:
+        event = CustomerEvent(
+            event.event_id, event.customer_id, event.type, event.occurred_at, event.channel
         )
-        return evolve(state, opted_out_categories=frozenset(opted_out))
-    if event.channel and state.profile is not None:
-        consents = {**state.profile.consents, event.channel: subscribe}
-        return evolve(state, profile=replace(state.profile, consents=consents))
-    return state
+    recent = tuple(sorted((*state.recent, event), key=lambda e: e.occurred_at))
+    return evolve(state, recent=recent[-keep:])

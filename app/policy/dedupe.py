@@ -14,25 +14,37 @@ def duplicate_of(state: CustomerState, candidate: Candidate, at: int, policy: Po
     """The message_id that already claimed this candidate's dedupe_key within the window."""
     key = candidate.dedupe_key
     entry = state.dedupe.get(key) if key else None
-    if entry is None or entry.message_id == candidate.message_id:
+    if entry is None:
         return None
-    if abs(at - entry.accepted_at) >= policy.dedupe_window_ms:
+    claimed_at, message_id = entry
+    if message_id == candidate.message_id or abs(at - claimed_at) >= policy.dedupe_window_ms:
         return None
-    return entry.message_id
+    return message_id
+
+
+def claim(state: CustomerState, candidate: Candidate, at: int) -> CustomerState:
+    """A sent or held candidate owns its dedupe_key for the dedupe window."""
+    key = candidate.dedupe_key
+    if not key:
+        return state
+    return evolve(state, dedupe=state.dedupe.put(key, at, candidate.message_id))
+
+
+def unclaim(state: CustomerState, candidate: Candidate) -> CustomerState:
+    """A candidate that did not go out gives its dedupe_key back."""
+    key = candidate.dedupe_key
+    entry = state.dedupe.get(key) if key else None
+    if key is None or entry is None or entry[1] != candidate.message_id:
+        return state
+    return evolve(state, dedupe=state.dedupe.remove(key))
 
 
 def forget_old(state: CustomerState, now: int, policy: Policy) -> CustomerState:
-    """Drop sends, decisions and dedupe keys no rule can still need."""
-    send_horizon = now - policy.history_ms
-    dedupe_horizon = now - policy.dedupe_window_ms
-    stale_sends = state.sends and state.sends[0].at < send_horizon
-    stale_decided = state.decided and min(state.decided.values()) < dedupe_horizon
-    stale_keys = any(e.accepted_at < dedupe_horizon for e in state.dedupe.values())
-    if not (stale_sends or stale_decided or stale_keys):
+    """Drop sends, decisions and dedupe keys no rule can still need, a day at a time: each
+    collection finds what is stale without looking at every entry."""
+    sends = state.sends.forget_before(now - policy.history_ms)
+    decided = state.decided.forget_before(now - policy.dedupe_window_ms)
+    dedupe = state.dedupe.forget_before(now - policy.dedupe_window_ms)
+    if sends is state.sends and decided is state.decided and dedupe is state.dedupe:
         return state
-    return evolve(
-        state,
-        sends=tuple(s for s in state.sends if s.at >= send_horizon),
-        decided={m: at for m, at in state.decided.items() if at >= dedupe_horizon},
-        dedupe={k: e for k, e in state.dedupe.items() if e.accepted_at >= dedupe_horizon},
-    )
+    return evolve(state, sends=sends, decided=decided, dedupe=dedupe)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.policy.rules import Policy
+from app.policy.bounds import CHANGELOG_RECORD_LIMIT, worst_case_state_bytes
+from app.policy.rules import CapRule, CategoryRule, Policy
 
 
 def _duration(ms: int) -> str:
@@ -17,32 +18,54 @@ def _clock(seconds: int) -> str:
 
 
 def describe_policy(policy: Policy) -> str:
-    lines = [f"policy {policy.version}: valid"]
-    lines.append(f"  dedupe window: {_duration(policy.dedupe_window_ms)}")
-    quiet = policy.quiet_hours
-    if quiet:
-        urgencies = ", ".join(sorted(u.value for u in quiet.urgencies))
-        lines.append(
-            f"  quiet hours: {_clock(quiet.start_s)}-{_clock(quiet.end_s)} local, for {urgencies}"
-        )
-    else:
-        lines.append("  quiet hours: none")
+    lines = [
+        f"policy {policy.version}: valid",
+        f"  dedupe window: {_duration(policy.dedupe_window_ms)}",
+    ]
+    lines.append(f"  quiet hours: {_quiet_hours(policy)}")
     lines.append(f"  arbitration window: {_duration(policy.arbitration_window_ms)}")
-    for category, rule in policy.categories.items():
-        caps = "bypasses caps" if rule.bypass_caps else "capped"
-        counted = "counted" if rule.counts_toward_caps else "not counted"
-        lines.append(f"  {category.value}: {caps}, {counted}")
-    for cap in policy.caps:
-        span = (
-            _duration(cap.window_ms) + " rolling"
-            if cap.window_ms
-            else f"per calendar {cap.calendar}"
-        )
-        scope = ", ".join(sorted(cap.channels)) or "all channels"
-        categories = ", ".join(sorted(c.value for c in cap.categories)) or "all categories"
-        lines.append(f"  cap {cap.name}: {cap.limit} {span}; {scope}; {categories}")
-    order = " > ".join(
-        c.value for c, _ in sorted(policy.category_rank.items(), key=lambda kv: kv[1])
-    )
-    lines.append(f"  priority: {order}")
+    lines += [f"  {c.value}: {_category(rule)}" for c, rule in policy.categories.items()]
+    lines += [f"  cap {cap.name}: {_cap(cap)}" for cap in policy.caps]
+    order = sorted(policy.category_rank.items(), key=lambda kv: kv[1])
+    lines.append(f"  priority: {' > '.join(c.value for c, _ in order)}")
+    lines.append(f"  assumed reachable: {', '.join(sorted(policy.assume_reachable)) or 'none'}")
+    lines.append(f"  limits per customer: {_limits(policy)}")
     return "\n".join(lines)
+
+
+def _quiet_hours(policy: Policy) -> str:
+    quiet = policy.quiet_hours
+    if not quiet:
+        return "none"
+    urgencies = ", ".join(sorted(u.value for u in quiet.urgencies))
+    return f"{_clock(quiet.start_s)}-{_clock(quiet.end_s)} local, for {urgencies}"
+
+
+def _category(rule: CategoryRule) -> str:
+    caps = "bypasses caps" if rule.bypass_caps else "capped"
+    counted = "counted" if rule.counts_toward_caps else "not counted"
+    if not rule.requires_consent:
+        consent = "no consent needed"
+    else:
+        consent = "opt-in consent" if rule.opt_in else "opt-out consent"
+    return f"{caps}, {counted}, {consent}"
+
+
+def _cap(cap: CapRule) -> str:
+    span = (
+        _duration(cap.window_ms) + " rolling" if cap.window_ms else f"per calendar {cap.calendar}"
+    )
+    scope = ", ".join(sorted(cap.channels)) or "all channels"
+    categories = ", ".join(sorted(c.value for c in cap.categories)) or "all categories"
+    return f"{cap.limit} {span}; {scope}; {categories}"
+
+
+def _limits(policy: Policy) -> str:
+    limits = policy.limits
+    worst = worst_case_state_bytes(policy)
+    return (
+        f"{limits.max_messages_per_customer:,} messages per dedupe window, "
+        f"{limits.max_pending_per_customer} held ({limits.max_held_bytes:,} bytes), "
+        f"{limits.context_events} recent events; a state stays under {worst:,} bytes "
+        f"(a changelog record takes {CHANGELOG_RECORD_LIMIT:,})"
+    )

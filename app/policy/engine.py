@@ -56,7 +56,7 @@ def apply_record(state: CustomerState | None, record: Input, clock: int, policy:
             return Applied(state, problem=problem)
         step = on_event(current, record, decision_time(record.occurred_at, clock), policy)
         return Applied(step.state, step.decisions, step.outbound)
-    problem = candidate_problem(current, record, clock)
+    problem = candidate_problem(record, clock)
     if problem:
         return Applied(state, problem=problem)
     step = decide(current, record, decision_time(record.created_at, clock), policy)

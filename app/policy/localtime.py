@@ -44,6 +44,20 @@ def _at_local(day: date, seconds: int, tz: str) -> int:
     return int(datetime.combine(day, clock, tzinfo=zone(tz)).timestamp() * 1000)
 
 
+def calendar_bounds(at_ms: int, tz: str, period: str) -> tuple[int, int]:
+    """The local day, ISO week (from Monday) or month that `at_ms` falls in: [start, end) in ms."""
+    day = local(at_ms, tz).date()
+    if period == "day":
+        first, following = day, day + timedelta(days=1)
+    elif period == "week":
+        first = day - timedelta(days=day.weekday())
+        following = first + timedelta(days=7)
+    else:
+        first = day.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+    return _at_local(first, 0, tz), _at_local(following, 0, tz)
+
+
 def calendar_period(at_ms: int, tz: str, period: str) -> tuple[int, int]:
     """Which local day, ISO week or month `at_ms` falls in, as a comparable key."""
     moment = local(at_ms, tz)

@@ -10,14 +10,13 @@ from collections.abc import Mapping
 from dataclasses import field
 from enum import Enum, StrEnum
 
+from app.policy.history import Expiring, SendLog
+from app.policy.units import DAY, HOUR, MINUTE, SECOND
 from app.policy.valueclass import value
 
-CHANNELS: tuple[str, ...] = ("email", "sms", "push", "call", "messenger")
+__all__ = ["DAY", "HOUR", "MINUTE", "SECOND"]  # the units live in units.py; model re-exports them
 
-SECOND = 1000
-MINUTE = 60 * SECOND
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
+CHANNELS: tuple[str, ...] = ("email", "sms", "push", "call", "messenger")
 
 
 class Category(StrEnum):
@@ -123,15 +122,6 @@ class OutboundMessage:
 
 
 @value
-class Send:
-    """A message that went out, remembered for caps."""
-
-    at: int
-    channel: str
-    category: Category
-
-
-@value
 class Pending:
     """A candidate held back (quiet hours, arbitration) until `release_at`."""
 
@@ -146,9 +136,15 @@ class Pending:
 
 
 @value
-class DedupeEntry:
-    accepted_at: int
-    message_id: str
+class ConsentWord:
+    """The customer's latest word on one consent scope, from an (un)subscribe event."""
+
+    at: int  # the event's occurred_at: a later word wins, ties by event_id
+    event_id: str
+    subscribed: bool
+
+    def is_later_than(self, other: ConsentWord) -> bool:
+        return (self.at, self.event_id) > (other.at, other.event_id)
 
 
 @value
@@ -157,10 +153,11 @@ class CustomerState:
 
     customer_id: str
     profile: CustomerProfile | None = None
-    opted_out_categories: frozenset[str] = frozenset()
-    sends: tuple[Send, ...] = ()  # sorted by `at`
-    decided: Mapping[str, int] = field(default_factory=dict)  # message_id -> decided_at
-    dedupe: Mapping[str, DedupeEntry] = field(default_factory=dict)
+    # The customer's own word, by scope: "email", "category:promo", "email/promo" (consent.py).
+    consent: Mapping[str, ConsentWord] = field(default_factory=dict)
+    sends: SendLog = SendLog()
+    decided: Expiring[None] = Expiring()  # message_id -> (decided_at, None)
+    dedupe: Expiring[str] = Expiring()  # dedupe_key -> (claimed_at, message_id)
     pending: tuple[Pending, ...] = ()
     recent: tuple[CustomerEvent, ...] = ()  # newest last
 
@@ -168,6 +165,15 @@ class CustomerState:
     def next_due(self) -> int | None:
         """When the earliest held candidate must be looked at again."""
         return min((p.due_at for p in self.pending), default=None)
+
+    @property
+    def opted_out_categories(self) -> frozenset[str]:
+        """Categories the customer's latest word on refuses, on every channel."""
+        return frozenset(
+            scope.removeprefix("category:")
+            for scope, word in self.consent.items()
+            if scope.startswith("category:") and not word.subscribed
+        )
 
 
 class _Keep(Enum):
@@ -181,10 +187,10 @@ def evolve(
     state: CustomerState,
     *,
     profile: CustomerProfile | _Keep | None = KEEP,
-    opted_out_categories: frozenset[str] | _Keep = KEEP,
-    sends: tuple[Send, ...] | _Keep = KEEP,
-    decided: Mapping[str, int] | _Keep = KEEP,
-    dedupe: Mapping[str, DedupeEntry] | _Keep = KEEP,
+    consent: Mapping[str, ConsentWord] | _Keep = KEEP,
+    sends: SendLog | _Keep = KEEP,
+    decided: Expiring[None] | _Keep = KEEP,
+    dedupe: Expiring[str] | _Keep = KEEP,
     pending: tuple[Pending, ...] | _Keep = KEEP,
     recent: tuple[CustomerEvent, ...] | _Keep = KEEP,
 ) -> CustomerState:
@@ -192,7 +198,7 @@ def evolve(
     return CustomerState(
         state.customer_id,
         state.profile if profile is KEEP else profile,
-        state.opted_out_categories if opted_out_categories is KEEP else opted_out_categories,
+        state.consent if consent is KEEP else consent,
         state.sends if sends is KEEP else sends,
         state.decided if decided is KEEP else decided,
         state.dedupe if dedupe is KEEP else dedupe,

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from app.policy.bounds import MAX_ID_BYTES, MAX_TYPE_BYTES
 from app.policy.localtime import is_valid_timezone
-from app.policy.model import CHANNELS, DAY, Candidate, CustomerEvent, CustomerProfile, CustomerState
+from app.policy.model import CHANNELS, DAY, Candidate, CustomerEvent, CustomerProfile
 
 MAX_AGE_MS = 365 * DAY
 MAX_AHEAD_MS = 1 * DAY
 KNOWN_CHANNELS = frozenset(CHANNELS)
 
 
-def candidate_problem(state: CustomerState, candidate: Candidate, clock: int) -> str | None:
-    """Why this candidate cannot be decided, or None. Checked before `decide`."""
-    if state.profile is None:
-        return (
-            f"unknown customer {candidate.customer_id!r}: no profile has arrived on the profiles "
-            "topic; publish the profile first"
-        )
+def candidate_problem(candidate: Candidate, clock: int) -> str | None:
+    """Why this candidate cannot be decided, or None. Checked before `decide`. (A candidate for
+    a customer without a profile can be decided: suppressed, unknown_customer.)"""
+    too_long = _too_long(
+        customer_id=candidate.customer_id,
+        message_id=candidate.message_id,
+        dedupe_key=candidate.dedupe_key or "",
+        template=candidate.template,
+    )
+    if too_long:
+        return too_long
     if not candidate.channels:
         return "channels is empty: list at least one of " + ", ".join(CHANNELS)
     if not KNOWN_CHANNELS.issuperset(candidate.channels):
@@ -32,12 +37,18 @@ def candidate_problem(state: CustomerState, candidate: Candidate, clock: int) ->
 def event_problem(event: CustomerEvent, clock: int) -> str | None:
     if not event.type:
         return "type is empty"
+    too_long = _too_long(customer_id=event.customer_id, event_id=event.event_id)
+    if too_long or len(event.type.encode()) > MAX_TYPE_BYTES:
+        return too_long or f"type is longer than {MAX_TYPE_BYTES} bytes"
     if event.channel is not None and event.channel not in CHANNELS:
         return f"unknown channel {event.channel!r}: use one of " + ", ".join(CHANNELS)
     return time_problem("occurred_at", event.occurred_at, clock)
 
 
 def profile_problem(profile: CustomerProfile) -> str | None:
+    too_long = _too_long(customer_id=profile.customer_id)
+    if too_long:
+        return too_long
     if not is_valid_timezone(profile.timezone):
         return f"timezone {profile.timezone!r} is not an IANA time zone name (e.g. Europe/Berlin)"
     for field, mapping in (("consents", profile.consents), ("reachable", profile.reachable)):
@@ -54,4 +65,12 @@ def time_problem(field: str, at: int, clock: int) -> str | None:
         return f"{field} is more than a year before now: a replayed or corrupt record"
     if at > clock + MAX_AHEAD_MS:
         return f"{field} is more than a day in the future: check the producer's clock"
+    return None
+
+
+def _too_long(**texts: str) -> str | None:
+    """Identifiers are remembered per customer, so each has a bound (see bounds.py)."""
+    for name, text in texts.items():
+        if len(text.encode()) > MAX_ID_BYTES:
+            return f"{name} is longer than {MAX_ID_BYTES} bytes: use a shorter identifier"
     return None

@@ -12,11 +12,13 @@ from typing import Any, cast
 import faust
 from faust.tables import TableManager
 from faust.types import TP
+from mode.utils.queues import ThrowableQueue
 
 from app.codecs.avro import Schemas
 from app.config import Settings
 from app.metrics import Metrics
-from app.policy.rules import Policy, load_policy
+from app.policy.policy_file import load_policy
+from app.policy.rules import Policy
 from app.stream.cache import StateCache
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_tact_topics
 from app.stream.processor import Processor, ProcessorClosed
@@ -33,8 +35,29 @@ MAX_BATCH_RECORDS = 20_000  # at most this many records joined into one durable 
 QUEUED_FETCHES = 8
 
 
+class UniformBackpressureQueue(ThrowableQueue[Any]):
+    """A channel queue that holds input back only by being full.
+
+    Faust pauses the partition a queued event came from once its queue is 80% full, and resumes
+    it only as the queue drains (one partition per read below 40%, all of them when empty).
+    Tact's event is a whole fetch labelled with one partition, and the other partitions keep
+    the queue filled, so a paused partition could stay paused until the next rebalance. Here a
+    full queue blocks the consumer instead, which stops fetching every partition alike.
+    """
+
+    def in_pressure_high_state(self, callback: Callable[..., Any]) -> bool:
+        return False
+
+
 class TactApp(faust.App):
     """A Faust app that also owns Tact's output producer and partition writer."""
+
+    def FlowControlQueue(
+        self, maxsize: int | None = None, *, clear_on_resume: bool = False
+    ) -> ThrowableQueue[Any]:
+        return UniformBackpressureQueue(
+            maxsize=maxsize, flow_control=self.flow_control, clear_on_resume=clear_on_resume
+        )
 
     tact_settings: Settings
     io: RecordIO
@@ -192,12 +215,13 @@ def _faust_settings(settings: Settings, io: RecordIO) -> dict[str, Any]:
         "topic_replication_factor": settings.replication,
         "table_standby_replicas": settings.standby_replicas,
         "broker_rebalance_timeout": settings.rebalance_timeout_s,
-        "broker_session_timeout": settings.session_timeout_s,
-        "broker_heartbeat_interval": settings.heartbeat_interval_s,
-        "broker_request_timeout": max(settings.session_timeout_s + 5, 40.0),
+        "broker_session_timeout": settings.group_session_timeout_s,
+        "broker_heartbeat_interval": settings.group_heartbeat_s,
+        "broker_request_timeout": max(settings.group_session_timeout_s + 5, 40.0),
         "stream_recovery_delay": settings.recovery_delay_s,
         "consumer_auto_offset_reset": "earliest",
         "broker_max_poll_records": settings.fetch_max_records,
+        "consumer_group_instance_id": settings.group_instance_id,
         "web_enabled": False,
         "TableManager": manager,
     }

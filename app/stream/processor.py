@@ -42,6 +42,7 @@ from app.metrics import Metrics
 from app.policy.decide import adopt
 from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, release
 from app.policy.model import Candidate, CustomerState, Decision, OutboundMessage, Outcome
+from app.policy.reasons import reason_label
 from app.policy.rules import Policy
 from app.stream.cache import StateCache
 from app.stream.io import OutRecord, RecordIO
@@ -336,7 +337,7 @@ class Processor:
             run.outputs.append(self._outbound_record(run, message))
 
     def _decision_record(self, run: Run, decision: Decision) -> OutRecord:
-        reason = decision.reasons[0] if decision.reasons else ""
+        reason = reason_label(decision.reasons[0]) if decision.reasons else ""
         labels = (decision.outcome.value, reason, decision.channel or "", decision.category.value)
         run.decision_labels[labels] += 1
         value = self._decision_codec.encode(decision_to_dict(decision))

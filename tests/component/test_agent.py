@@ -10,6 +10,7 @@ import pytest
 from app.codecs.avro import Schemas
 from app.codecs.state import decode_state, encode_state
 from app.config import Settings
+from app.policy.history import Expiring, SendLog
 from app.policy.model import Outcome
 from app.stream.app import build_app
 from app.stream.store import CHECKPOINT_KEY, due_key, state_key
@@ -168,7 +169,9 @@ def crash_after_outputs(app):
     """What a crash between publishing outputs and writing state leaves: the outputs only."""
     topics, store = app.tact_settings.topics, app.processor.store
     before = decode_state(store.get(0, state_key("c1")))
-    store.partitions[0][state_key("c1")] = encode_state(replace(before, decided={}, sends=()))
+    store.partitions[0][state_key("c1")] = encode_state(
+        replace(before, decided=Expiring(), sends=SendLog())
+    )
     store.partitions[0][CHECKPOINT_KEY] = msgpack.packb({t: 0 for t in topics.outputs})
 
 

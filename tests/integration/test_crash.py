@@ -10,74 +10,27 @@ import io
 import json
 import random
 import shutil
-import threading
 import time
 
 import pytest
 
-from app.policy.rules import load_policy
+from app.policy.policy_file import load_policy
 from app.simulate import read_records, replay, state_as_json
 from app.traffic import now_ms
 from tests.integration import checks
 from tests.integration.conftest import TopicReader, wait_until
-from tests.traffic import activity, calm_zones, profiles
+from tests.integration.scenarios import (
+    NO_QUIET_HOURS,
+    Feeder,
+    start_with_profiles,
+    wait_until_deciding,
+)
+from tests.traffic import activity
 
 pytestmark = pytest.mark.integration
 
 CUSTOMERS = 1_000
 RECORDS = 52_000
-NO_QUIET_HOURS = 'version = "crash-test"\n' + "".join(
-    line + "\n"
-    for line in (
-        "[[caps]]",
-        'name = "rolling_24h"',
-        "limit = 2",
-        'window = "24h"',
-        "[[caps]]",
-        'name = "rolling_7d"',
-        "limit = 5",
-        'window = "7d"',
-    )
-)
-
-
-class Feeder(threading.Thread):
-    """Publishes records in the background at a steady pace, while the test kills workers."""
-
-    def __init__(self, harness, records, per_second: int) -> None:
-        super().__init__(daemon=True)
-        self.harness, self.records, self.per_second = harness, records, per_second
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            encoded = self.harness.encode(self.records)
-            chunk = max(self.per_second // 4, 1)
-            for i in range(0, len(encoded), chunk):
-                started = time.monotonic()
-                self.harness.publish_encoded(encoded[i : i + chunk])
-                time.sleep(max(0.0, 0.25 - (time.monotonic() - started)))
-        except BaseException as exc:
-            self.error = exc
-
-
-def start_with_profiles(harness, rng, customers, policy_path, **env):
-    customer_profiles = profiles(rng, customers, calm_zones(now_ms()))
-    worker = harness.worker(TACT_POLICY_PATH=str(policy_path), **env)
-    harness.publish(customer_profiles)
-    topic = harness.topics.profiles
-    wait_until(
-        lambda: worker.metric(f'tact_input_records_total{{topic="{topic}"}}') >= customers,
-        120,
-        "the profiles to be read",
-    )
-    return worker, customer_profiles
-
-
-def wait_until_deciding(worker, harness, timeout=120):
-    """Until this worker process has decided something itself (not just started)."""
-    metric = f'tact_input_records_total{{topic="{harness.topics.candidates}"}}'
-    wait_until(lambda: worker.metric(metric) > 0, timeout, "the restarted worker to decide")
 
 
 def read_outputs(harness):
@@ -323,7 +276,7 @@ def hostile_records(harness, rng, count, customers):
         "far_future",
         "null_value",
         "wrong_key",
-        "unknown_customer",
+        "id_too_long",
         "empty_channels",
         "bad_timezone",
     ]
@@ -354,8 +307,8 @@ def hostile_records(harness, rng, count, customers):
         elif kind == "wrong_key":
             key = b"someone-else"
             value = good.value
-        elif kind == "unknown_customer":
-            key, value = b"nobody", encode_input({**c, "customer_id": "nobody"}, t, SCHEMAS).value
+        elif kind == "id_too_long":
+            value = encode_input({**c, "message_id": "h" * 129}, t, SCHEMAS).value
         elif kind == "empty_channels":
             value = encode_input({**c, "channels": []}, t, SCHEMAS).value
         elif kind == "bad_timezone":
@@ -433,7 +386,7 @@ def test_ten_thousand_hostile_records_become_dead_letters_and_nothing_else(harne
         "schema id 99",
         "empty value",
         "is not the customer_id",
-        "unknown customer 'nobody'",
+        "message_id is longer than 128 bytes",
         "channels is empty",
         "more than a year before now",
         "more than a day in the future",

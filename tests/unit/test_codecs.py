@@ -118,8 +118,8 @@ def test_state_round_trip_with_everything_in_it():
     decoded = decode_state(encode_state(s))
     assert decoded == s
     # A StrEnum equals its text, so equality alone would not notice a plain str coming back.
-    assert all(type(send.category) is Category for send in decoded.sends)
-    assert msgpack.unpackb(encode_state(s))[4] == [[T0, "email", "promo"]]  # stored as text
+    assert all(type(held.candidate.category) is Category for held in decoded.pending)
+    assert msgpack.unpackb(encode_state(s))[4] == {"email/promo": [T0]}  # times by send class
 
 
 def test_state_of_another_version_is_refused():

@@ -7,16 +7,16 @@ from dataclasses import replace
 import pytest
 
 from app.policy.decide import adopt, decide, decision_time, on_event, release_due
+from app.policy.history import Expiring, SendLog
 from app.policy.model import (
     DAY,
     HOUR,
     MINUTE,
     Audience,
     Category,
+    ConsentWord,
     CustomerState,
-    DedupeEntry,
     Outcome,
-    Send,
     Urgency,
 )
 from app.policy.rules import CapRule, QuietHours
@@ -26,7 +26,11 @@ POLICY = default_policy()
 
 
 def with_sends(s: CustomerState, *sends: tuple[float, str, Category]) -> CustomerState:
-    return replace(s, sends=tuple(Send(at(h), ch, cat) for h, ch, cat in sends))
+    return replace(s, sends=SendLog.of((at(h), ch, cat.value) for h, ch, cat in sends))
+
+
+def with_dedupe(s: CustomerState, key: str, hours: float, message_id: str) -> CustomerState:
+    return replace(s, dedupe=Expiring.of([(key, at(hours), message_id)]))
 
 
 PROMO = Category.PROMO
@@ -126,7 +130,7 @@ CASES = [
     ),
     (
         "a dedupe key already sent is deduplicated",
-        replace(state(), dedupe={"loan-42": DedupeEntry(at(-2), "m0")}),
+        with_dedupe(state(), "loan-42", -2, "m0"),
         candidate(dedupe_key="loan-42"),
         T0,
         Outcome.DEDUPLICATED,
@@ -135,7 +139,7 @@ CASES = [
     ),
     (
         "a dedupe key older than the window is forgotten",
-        replace(state(), dedupe={"loan-42": DedupeEntry(at(-24 * 8), "m0")}),
+        with_dedupe(state(), "loan-42", -24 * 8, "m0"),
         candidate(dedupe_key="loan-42"),
         T0,
         Outcome.SENT,
@@ -171,7 +175,7 @@ CASES = [
     ),
     (
         "a category opt-out suppresses every channel",
-        replace(state(), opted_out_categories=frozenset({"promo"})),
+        replace(state(), consent={"category:promo": ConsentWord(at(-1), "e0", False)}),
         candidate(),
         T0,
         Outcome.SUPPRESSED,
@@ -322,7 +326,7 @@ def test_outbound_carries_recent_context_newest_first_in_summary():
 
 
 def test_pending_limit_suppresses_beyond_it():
-    policy = replace(POLICY, max_pending_per_customer=1)
+    policy = replace(POLICY, limits=replace(POLICY.limits, max_pending_per_customer=1))
     s = state(timezone="Europe/Berlin")
     s = decide(s, candidate("a", urgency=Urgency.NORMAL), at(10), policy).state
     [decision] = decide(s, candidate("b", urgency=Urgency.NORMAL), at(10), policy).decisions
@@ -348,7 +352,7 @@ def test_adopting_a_logged_decision_matches_deciding_it():
 def test_old_history_is_forgotten():
     s = decide(state(), candidate("old"), T0, POLICY).state
     later = decide(s, candidate("new", created_at=at(24 * 30)), at(24 * 30), POLICY).state
-    assert "old" not in later.decided and [x.at for x in later.sends] == [at(24 * 30)]
+    assert "old" not in later.decided and [x[0] for x in later.sends.sends()] == [at(24 * 30)]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.policy.model import DAY, HOUR, Category, Urgency
-from app.policy.rules import PolicyError, load_policy, parse_policy
+from app.policy.policy_file import PolicyError, load_policy, parse_policy
 
 MINIMAL = 'version = "v1"\n'
 
@@ -98,3 +98,72 @@ def test_errors_name_the_field_and_the_fix(text, expected):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(PolicyError, match="cannot read the policy file"):
         load_policy(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('[dedupe]\nwindow = "0s"\n', ":3: dedupe.window: '0s' must be from 1h to 90d"),
+        ('[arbitration]\nwindow = "2h"\n', ":3: arbitration.window: '2h' must be from 0s to 1h"),
+        ("[limits]\ncontext_events = 500\n", ":3: limits.context_events: 500 is more than 50"),
+        ("[limits]\nmax_pending_per_customer = 0\n", ":3: limits.max_pending_per_customer: 0"),
+        ('[categories.promo]\nconsent = "maybe"\n', ":3: categories.promo.consent: 'maybe'"),
+        ('[channels]\nassume_reachable = ["fax"]\n', ":3: channels.assume_reachable: 'fax'"),
+    ],
+)
+def test_values_that_would_break_a_guarantee_or_grow_memory_are_refused(text, expected):
+    with pytest.raises(PolicyError) as error:
+        parse_policy(MINIMAL + text, "p.toml")
+    assert expected in str(error.value)
+
+
+SECTIONS = """version = "v"
+[dedupe]
+window = "7d"
+[quiet_hours]
+start = "21:00"
+end = "09:00"
+[arbitration]
+window = "5m"
+[[caps]]
+name = "a"
+limit = 1
+window = "1d"
+[[caps]]
+name = "b"
+limit = 2
+window = "2d"
+[categories.service]
+consent = "opt_out"
+[categories.promo]
+consent = "opt_in"
+[limits]
+context_events = 5
+"""
+
+
+@pytest.mark.parametrize(
+    "old,new,line",
+    [
+        ('window = "7d"', 'window = "x"', 3),
+        ('start = "21:00"', 'start = "x"', 5),
+        ('window = "5m"', 'window = "x"', 8),  # not the dedupe window's line
+        ('window = "1d"', 'window = "x"', 12),
+        ('window = "2d"', 'window = "x"', 16),  # the second cap's, not the first's
+        ('consent = "opt_in"', 'consent = "x"', 20),  # promo's, not service's
+        ("context_events = 5", "context_events = 500", 22),
+    ],
+)
+def test_an_error_names_the_line_of_its_own_section(old, new, line):
+    with pytest.raises(PolicyError) as error:
+        parse_policy(SECTIONS.replace(old, new), "p.toml")
+    assert str(error.value).startswith(f"p.toml:{line}:")
+
+
+def test_the_version_carries_a_hash_of_what_the_policy_says():
+    plain = parse_policy(MINIMAL)
+    assert plain.version.startswith("v1+") and len(plain.version) == len("v1+") + 10
+    same_meaning = parse_policy("# a comment\n" + MINIMAL + "\n")
+    other_meaning = parse_policy(MINIMAL + '[dedupe]\nwindow = "3d"\n')
+    assert same_meaning.version == plain.version
+    assert other_meaning.version != plain.version  # same human version, different content

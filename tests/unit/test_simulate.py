@@ -87,12 +87,14 @@ def test_replay_writes_every_decision_and_releases_to_the_last_record(tmp_path):
     assert [(d["message_id"], d["outcome"], d["channel"]) for d in decisions] == [
         ("m1", "sent", "email"),
         ("m2", "deferred", None),
+        ("m3", "suppressed", None),
     ]
     assert decisions[0]["reasons"] == ["push:no_consent"]
     assert decisions[1]["release_at"] == "2026-11-21T08:00:00.000Z"
+    assert decisions[2]["reasons"] == ["unknown_customer"]  # a decision, not a dead letter
     dead = (tmp_path / "dead.txt").read_text()
-    assert "line 5: unknown customer 'nobody'" in dead and "line 6: kind 'nonsense'" in dead
-    assert "2 decisions" in result.output
+    assert "line 5" not in dead and "line 6: kind 'nonsense'" in dead
+    assert "3 decisions" in result.output
 
 
 def test_until_advances_the_clock_and_releases_held_work(tmp_path):
@@ -111,7 +113,8 @@ def test_until_advances_the_clock_and_releases_held_work(tmp_path):
         "decided_at": "2026-11-21T08:00:00.000Z",
     }
     states = json.loads((tmp_path / "state.json").read_text())
-    assert set(states) == {"c1"} and states["c1"]["pending"] == []
+    assert set(states) == {"c1", "nobody"} and states["c1"]["pending"] == []
+    assert states["nobody"]["profile"] is None and list(states["nobody"]["decided"]) == ["m3"]
 
 
 def test_a_bad_policy_file_is_reported_with_its_line(tmp_path):

@@ -14,7 +14,10 @@ POLICY = default_policy()
 @pytest.mark.parametrize(
     "record,current,problem",
     [
-        (candidate(), CustomerState("c1"), "unknown customer 'c1'"),
+        (candidate("m" * 129), state(), "message_id is longer than 128 bytes"),
+        (candidate(dedupe_key="é" * 65), state(), "dedupe_key is longer than 128 bytes"),
+        (event(event_id="e" * 200), state(), "event_id is longer than 128 bytes"),
+        (event(type="t" * 65), state(), "type is longer than 64 bytes"),
         (candidate(channels=()), state(), "channels is empty"),
         (candidate(channels=("email", "email")), state(), "lists a channel twice"),
         (candidate(channels=("fax",)), state(), "unknown channel 'fax'"),
@@ -51,3 +54,12 @@ def test_profile_tombstone_cancels_held_candidates():
 def test_events_before_the_profile_are_kept_as_context():
     applied = apply_record(None, event(), T0, POLICY)
     assert applied.problem is None and applied.state is not None and applied.state.recent
+
+
+def test_a_candidate_for_a_customer_without_a_profile_is_decided_not_dead_lettered():
+    applied = apply_record(CustomerState("c1"), candidate(), T0, POLICY)
+    assert applied.problem is None
+    [decision] = applied.decisions
+    assert (decision.outcome, decision.reasons) == (Outcome.SUPPRESSED, ("unknown_customer",))
+    assert applied.state is not None and "m1" in applied.state.decided  # decided once only
+    assert apply_record(applied.state, candidate(), T0, POLICY).decisions == ()

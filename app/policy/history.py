@@ -1,0 +1,156 @@
+"""A customer's history, kept so that one more decision costs O(log n) in it, not O(n).
+
+Both collections are persistent: immutable, and a changed copy shares almost everything with the
+original (immutables.Map, a hash array mapped trie, copies O(log n) of itself to set one key).
+- `Expiring`: key -> (time, value), forgotten after a horizon without looking at every key: each
+  key is also filed under its UTC day, and whole days are dropped at once.
+- `SendLog`: the times of the sends, sorted, per channel and category, so a cap counts the sends
+  of a window by bisecting instead of walking them all.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Iterator
+from dataclasses import field
+from heapq import merge
+from typing import Generic, TypeVar
+
+from immutables import Map
+
+from app.policy.units import DAY
+from app.policy.valueclass import value
+
+V = TypeVar("V")
+
+
+@value
+class Expiring(Generic[V]):
+    """key -> (time, value); `forget_before` drops a key a day after its time has passed at most."""
+
+    entries: Map[str, tuple[int, V]] = Map()
+    # An index, not content (equal entries are equal, however they were filed):
+    days: Map[int, Map[str, None]] = field(default=Map(), compare=False)  # UTC day -> its keys
+    first_day: int | None = field(default=None, compare=False)  # the oldest day filed
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def get(self, key: str) -> tuple[int, V] | None:
+        return self.entries.get(key)
+
+    def items(self) -> Iterator[tuple[str, tuple[int, V]]]:
+        return iter(self.entries.items())
+
+    def put(self, key: str, at: int, item: V) -> Expiring[V]:
+        day = at // DAY
+        keys = self.days.get(day, Map())
+        first = day if self.first_day is None else min(self.first_day, day)
+        return Expiring(
+            self.entries.set(key, (at, item)), self.days.set(day, keys.set(key, None)), first
+        )
+
+    def remove(self, key: str) -> Expiring[V]:
+        """The day's filing stays behind; `forget_before` skips keys that no longer belong there."""
+        if key not in self.entries:
+            return self
+        return Expiring(self.entries.delete(key), self.days, self.first_day)
+
+    def forget_before(self, horizon: int) -> Expiring[V]:
+        """Drop the keys of every whole UTC day that ended before `horizon`."""
+        if self.first_day is None or (self.first_day + 1) * DAY > horizon:
+            return self
+        entries, days = self.entries.mutate(), self.days.mutate()
+        for day in [d for d in self.days if (d + 1) * DAY <= horizon]:
+            for key in days.pop(day):
+                entry = entries.get(key)
+                if entry is not None and entry[0] // DAY == day:
+                    del entries[key]
+        kept = days.finish()
+        return Expiring(entries.finish(), kept, min(kept, default=None))
+
+    @staticmethod
+    def of(items: Iterable[tuple[str, int, V]]) -> Expiring[V]:
+        entries: dict[str, tuple[int, V]] = {}
+        days: dict[int, dict[str, None]] = {}
+        for key, at, item in items:
+            entries[key] = (at, item)
+            days.setdefault(at // DAY, {})[key] = None
+        day_maps = Map({day: Map(keys) for day, keys in days.items()})
+        return Expiring(Map(entries), day_maps, min(days, default=None))
+
+
+def send_class(channel: str, category: str) -> str:
+    """The key a send is filed under: caps count sends by channel and category."""
+    return f"{channel}/{category}"
+
+
+@value
+class SendLog:
+    """When each send went out, sorted, per send class (`send_class`)."""
+
+    times: Map[str, tuple[int, ...]] = Map()
+    count: int = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, channel: str, category: str, at: int) -> SendLog:
+        key = send_class(channel, category)
+        times = self.times.get(key, ())
+        if not times or times[-1] <= at:
+            return SendLog(self.times.set(key, (*times, at)), self.count + 1)
+        later = list(times)  # out of time order: rare, and only this class is copied
+        insort(later, at)
+        return SendLog(self.times.set(key, tuple(later)), self.count + 1)
+
+    def count_between(self, classes: Iterable[str], start: int, end: int) -> int:
+        """Sends of these classes at `start` <= t < `end`."""
+        total = 0
+        for key in classes:
+            times = self.times.get(key)
+            if times:
+                total += bisect_left(times, end) - bisect_left(times, start)
+        return total
+
+    def times_between(self, classes: Iterable[str], start: int, end: int) -> list[int]:
+        """The send times of these classes at `start` <= t < `end`, in order."""
+        slices = []
+        for key in classes:
+            times = self.times.get(key)
+            if times:
+                slices.append(times[bisect_left(times, start) : bisect_left(times, end)])
+        return list(merge(*slices))
+
+    def oldest(self) -> int | None:
+        return min((times[0] for times in self.times.values() if times), default=None)
+
+    def forget_before(self, horizon: int) -> SendLog:
+        """Drop sends before `horizon`, a day's worth at a time: a send past it costs only
+        memory, and dropping each one as it passes would copy its class every decision."""
+        oldest = self.oldest()
+        if oldest is None or oldest >= horizon - DAY:
+            return self
+        kept = {k: t[bisect_left(t, horizon) :] for k, t in self.times.items()}
+        kept = {k: t for k, t in kept.items() if t}
+        return SendLog(Map(kept), sum(len(t) for t in kept.values()))
+
+    def sends(self) -> list[tuple[int, str, str]]:
+        """(at, channel, category) of every send, in time order (ties by class)."""
+        out = [(at, *key.split("/", 1)) for key, times in self.times.items() for at in times]
+        return sorted(out)  # type: ignore[arg-type]
+
+    @staticmethod
+    def of(sends: Iterable[tuple[int, str, str]]) -> SendLog:
+        grouped: dict[str, list[int]] = {}
+        count = 0
+        for at, channel, category in sends:
+            grouped.setdefault(send_class(channel, category), []).append(at)
+            count += 1
+        return SendLog(Map({k: tuple(sorted(t)) for k, t in grouped.items()}), count)

@@ -1,0 +1,64 @@
+"""Building blocks of the broker tests: a policy without quiet hours, a steady feed of records,
+a worker started with its customers' profiles read."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from app.traffic import now_ms
+from tests.integration.conftest import wait_until
+from tests.traffic import calm_zones, profiles
+
+NO_QUIET_HOURS = 'version = "crash-test"\n' + "".join(
+    line + "\n"
+    for line in (
+        "[[caps]]",
+        'name = "rolling_24h"',
+        "limit = 2",
+        'window = "24h"',
+        "[[caps]]",
+        'name = "rolling_7d"',
+        "limit = 5",
+        'window = "7d"',
+    )
+)
+
+
+class Feeder(threading.Thread):
+    """Publishes records in the background at a steady pace, while the test kills workers."""
+
+    def __init__(self, harness, records, per_second: int) -> None:
+        super().__init__(daemon=True)
+        self.harness, self.records, self.per_second = harness, records, per_second
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            encoded = self.harness.encode(self.records)
+            chunk = max(self.per_second // 4, 1)
+            for i in range(0, len(encoded), chunk):
+                started = time.monotonic()
+                self.harness.publish_encoded(encoded[i : i + chunk])
+                time.sleep(max(0.0, 0.25 - (time.monotonic() - started)))
+        except BaseException as exc:
+            self.error = exc
+
+
+def start_with_profiles(harness, rng, customers, policy_path, **env):
+    customer_profiles = profiles(rng, customers, calm_zones(now_ms()))
+    worker = harness.worker(TACT_POLICY_PATH=str(policy_path), **env)
+    harness.publish(customer_profiles)
+    topic = harness.topics.profiles
+    wait_until(
+        lambda: worker.metric(f'tact_input_records_total{{topic="{topic}"}}') >= customers,
+        120,
+        "the profiles to be read",
+    )
+    return worker, customer_profiles
+
+
+def wait_until_deciding(worker, harness, timeout=120):
+    """Until this worker process has decided something itself (not just started)."""
+    metric = f'tact_input_records_total{{topic="{harness.topics.candidates}"}}'
+    wait_until(lambda: worker.metric(metric) > 0, timeout, "the restarted worker to decide")
