@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.broker import EmbeddedBroker, free_port
 from app.client import Encoded, encode_input
-from app.codecs.avro import Schemas
+from app.codecs.avro import MAX_RECORD_BYTES, Schemas
 from app.codecs.records import decision_to_dict, iso, outbound_to_dict
 from app.codecs.state import encode_state
 from app.collector import collector_for_deciding
@@ -44,7 +44,7 @@ from app.policy.model import CHANNELS, CustomerProfile, CustomerState
 from app.policy.policy_file import load_policy
 from app.simulate import parse_record
 from app.stream.io import ensure_tact_topics
-from app.stream.processor import input_decoders
+from app.stream.kafka_records import InputDecoder
 from app.traffic import now_ms, random_profiles
 
 PARTITIONS = 8
@@ -345,15 +345,14 @@ class StageCosts:
 def stage_costs(encoded: list[Encoded], topics: TopicNames, schemas: Schemas) -> StageCosts:
     """Time the worker's own work on the bench's records, a stage at a time, with the worker's
     codecs and core: the floor under what one worker process can cost per record."""
-    decoders = input_decoders(topics, schemas)
+    decoder = InputDecoder(topics, schemas, MAX_RECORD_BYTES)
     decision_codec, outbound_codec = schemas["tact.Decision"], schemas["tact.OutboundMessage"]
     policy, clock = load_policy(), now_ms()
     with collector_for_deciding():
         started = time.perf_counter()
         inputs = []
         for record in encoded:
-            codec, build = decoders[record.topic]
-            inputs.append(build(codec.decode(record.value)))
+            inputs.append(decoder.decode(record.topic, record))
         decoded = time.perf_counter()
         states: dict[str, CustomerState | None] = {}
         outputs = []

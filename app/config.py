@@ -84,6 +84,9 @@ class Settings:
     # Empty: derived from the host name and the data directory (both stable across restarts,
     # and unique per worker); "none": dynamic membership.
     instance_id: str = ""
+    # An input log that ends before this worker's stored position (the broker started over):
+    # keep the customers' state and read the new log from its start (see log_reset.py).
+    reset_state: bool = False
     schema_ids: Mapping[str, int] = field(default_factory=dict)
     log_level: str = "info"
     # For crash tests only: exit like `kill -9` at a named point of the first run that reaches it
@@ -153,6 +156,10 @@ class Settings:
 def _parse(name: str, raw: str, kind: Any) -> Any:
     kind = str(kind)
     try:
+        if kind.startswith("bool"):
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
+                raise ValueError("write 1 or 0")
+            return raw.lower() in ("1", "true", "yes")
         if "Path" in kind:
             return Path(raw) if raw else None
         if kind.startswith("int"):

@@ -43,7 +43,8 @@ class Metrics:
         )
         self.dead_letters = Counter(
             "tact_dead_letters",
-            "Input records sent to the dead-letter topic",
+            "Input records sent to the dead-letter topic, by topic and kind (undecodable, "
+            "wrong_key, invalid, failed, poison, state_limit)",
             ["topic", "kind"],
             registry=r,
         )
@@ -64,7 +65,8 @@ class Metrics:
         )
         self.decision_lag = Histogram(
             "tact_decision_lag_seconds",
-            "Wall-clock time from a candidate's created_at to its decision being durable",
+            "Wall-clock time from a decision's moment (a candidate's created_at, a held one's "
+            "release time) to the decision being durable",
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
@@ -79,8 +81,15 @@ class Metrics:
         )
         self.recovered = Counter(
             "tact_recovered_decisions",
-            "Decisions found on the output topics after a crash and adopted instead of redone",
+            "Outputs found on their topics after a crash, and not published again, by kind",
             ["kind"],
+            registry=r,
+        )
+        self.log_behind_state = Gauge(
+            "tact_input_log_behind_state",
+            "1 while an input partition's log ends before the position this worker's state has "
+            "read it to (the broker started over): the partition is not decided",
+            ["topic", "partition"],
             registry=r,
         )
         self.duplicates_ignored = Counter(

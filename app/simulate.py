@@ -24,7 +24,7 @@ from app.codecs.records import (
     to_millis,
 )
 from app.codecs.state import state_as_json
-from app.policy.engine import Applied, Input, ProfileDeleted, apply_record, record_time, release
+from app.policy.engine import Applied, Due, Input, ProfileDeleted, apply_record, record_time
 from app.policy.model import CustomerState, Decision, OutboundMessage
 from app.policy.rules import Policy
 
@@ -103,7 +103,7 @@ def _release_until(result: Replay, due: list[tuple[int, str]], clock: int, polic
         state = result.states.get(customer_id)
         if state is None or state.next_due != due_at:
             continue  # stale entry: the customer's held candidates changed since
-        _keep(result, due, customer_id, release(state, clock, policy))
+        _keep(result, due, customer_id, apply_record(state, Due(customer_id), clock, policy))
 
 
 def _keep(result: Replay, due: list[tuple[int, str]], customer_id: str, applied: Applied) -> None:

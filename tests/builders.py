@@ -6,8 +6,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from app.policy.decide import NOTHING_LOGGED
+from app.policy.decide import decide as core_decide
+from app.policy.decide import release_due as core_release_due
+from app.policy.events import on_event as core_on_event
 from app.policy.model import (
     HOUR,
+    Applied,
     Audience,
     Candidate,
     Category,
@@ -61,3 +66,16 @@ def state(customer_id: str = "c1", **profile_changes: Any) -> CustomerState:
 
 def default_policy() -> Policy:
     return load_policy()
+
+
+# The core's inner steps, with nothing logged (no crash to recover from), for tests of one rule.
+def decide(s: CustomerState, c: Candidate, now: int, policy: Policy) -> Applied:
+    return core_decide(s, c, now, policy, NOTHING_LOGGED)
+
+
+def release_due(s: CustomerState, now: int, policy: Policy) -> Applied:
+    return core_release_due(s, now, policy, NOTHING_LOGGED)
+
+
+def on_event(s: CustomerState, e: CustomerEvent, now: int, policy: Policy) -> Applied:
+    return core_on_event(s, e, now, policy, NOTHING_LOGGED)

@@ -19,7 +19,7 @@ import fastavro
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")
-DEFAULT_MAX_RECORD_BYTES = 256 * 1024
+MAX_RECORD_BYTES = 256 * 1024  # an input record, and a dead letter, at most
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
@@ -65,7 +65,7 @@ class AvroCodec:
         return record
 
 
-def check_size(data: bytes | None, limit: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+def check_size(data: bytes | None, limit: int = MAX_RECORD_BYTES) -> None:
     """Refuse an input record too big to be a sensible message before decoding it."""
     if data is not None and len(data) > limit:
         raise WireError(

@@ -39,7 +39,7 @@ def unclaim(state: CustomerState, candidate: Candidate) -> CustomerState:
     return evolve(state, dedupe=state.dedupe.remove(key))
 
 
-def forget_old(state: CustomerState, now: int, policy: Policy) -> CustomerState:
+def expire_history(state: CustomerState, now: int, policy: Policy) -> CustomerState:
     """Drop sends, decisions and dedupe keys no rule can still need, a day at a time: each
     collection finds what is stale without looking at every entry."""
     sends = state.sends.forget_before(now - policy.history_ms)

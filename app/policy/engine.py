@@ -1,19 +1,27 @@
-"""One input record against one customer's state: the step both the worker and replay take."""
+"""The core's one entry point: any input, against one customer's state, at a clock.
+
+The worker, the release timer, recovery and `tact simulate` all call `apply_record`; what a
+record means is decided here, never by the caller.
+"""
 
 from __future__ import annotations
 
-from app.policy.decide import decide, decision_time, forget, on_event, on_profile, release_due
+from app.policy.decide import NOTHING_LOGGED, Logged, decide, decision_time, release_due
+from app.policy.events import delete_customer, on_event, on_profile
 from app.policy.model import (
+    Applied,
     Candidate,
     CustomerEvent,
     CustomerProfile,
     CustomerState,
     Decision,
-    OutboundMessage,
+    Outcome,
 )
 from app.policy.rules import Policy
 from app.policy.validate import candidate_problem, event_problem, profile_problem
 from app.policy.valueclass import value
+
+__all__ = ["NOTHING_LOGGED", "Applied", "Due", "Input", "Logged", "ProfileDeleted", "apply_record"]
 
 
 @value
@@ -23,15 +31,14 @@ class ProfileDeleted:
     customer_id: str
 
 
-Input = Candidate | CustomerEvent | CustomerProfile | ProfileDeleted
-
-
 @value
-class Applied:
-    state: CustomerState | None  # None: the customer is forgotten
-    decisions: tuple[Decision, ...] = ()
-    outbound: tuple[OutboundMessage, ...] = ()
-    problem: str | None = None  # the record cannot be used: a dead letter
+class Due:
+    """The release timer: this customer holds work that may be due by the clock."""
+
+    customer_id: str
+
+
+Input = Candidate | CustomerEvent | CustomerProfile | ProfileDeleted | Due
 
 
 def record_time(record: Input) -> int | None:
@@ -42,11 +49,19 @@ def record_time(record: Input) -> int | None:
     return None
 
 
-def apply_record(state: CustomerState | None, record: Input, clock: int, policy: Policy) -> Applied:
-    """Apply one record at wall-clock (or simulated) time `clock`."""
+def apply_record(
+    state: CustomerState | None,
+    record: Input,
+    clock: int,
+    policy: Policy,
+    logged: Logged = NOTHING_LOGGED,
+) -> Applied:
+    """Apply one input at wall-clock (or simulated) time `clock`."""
     current = state or CustomerState(record.customer_id)
+    if isinstance(record, Due):
+        return release_due(state, clock, policy, logged) if state else Applied(None)
     if isinstance(record, ProfileDeleted):
-        return Applied(None, forget(current, clock, policy))
+        return Applied(None, delete_customer(current, clock, policy))
     if isinstance(record, CustomerProfile):
         problem = profile_problem(record)
         return Applied(state, problem=problem) if problem else Applied(on_profile(current, record))
@@ -54,16 +69,18 @@ def apply_record(state: CustomerState | None, record: Input, clock: int, policy:
         problem = event_problem(record, clock)
         if problem:
             return Applied(state, problem=problem)
-        step = on_event(current, record, decision_time(record.occurred_at, clock), policy)
-        return Applied(step.state, step.decisions, step.outbound)
+        return on_event(current, record, decision_time(record.occurred_at, clock), policy, logged)
     problem = candidate_problem(record, clock)
     if problem:
         return Applied(state, problem=problem)
-    step = decide(current, record, decision_time(record.created_at, clock), policy)
-    return Applied(step.state, step.decisions, step.outbound)
+    return decide(current, record, decision_time(record.created_at, clock), policy, logged)
 
 
-def release(state: CustomerState, clock: int, policy: Policy) -> Applied:
-    """Decide the customer's held candidates that are due by `clock`."""
-    step = release_due(state, clock, policy)
-    return Applied(step.state, step.decisions, step.outbound)
+def reflects(state: CustomerState | None, decision: Decision) -> bool:
+    """Whether this state already holds a published decision (recovery may then pass it)."""
+    if state is None:
+        return True  # the customer is gone: nothing is left to hold it
+    if decision.message_id not in state.decided:
+        return False
+    held = any(p.candidate.message_id == decision.message_id for p in state.pending)
+    return decision.outcome is Outcome.DEFERRED or not held

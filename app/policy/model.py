@@ -208,9 +208,29 @@ def evolve(
 
 
 @value
-class Step:
-    """The result of one core call: the customer's new state and what to emit."""
+class Applied:
+    """What one input did to one customer: the new state and the records that announce it.
 
-    state: CustomerState
+    The only result the core hands out, for every kind of input."""
+
+    state: CustomerState | None  # None: the customer is forgotten
     decisions: tuple[Decision, ...] = ()
     outbound: tuple[OutboundMessage, ...] = ()
+    problem: str | None = None  # the record cannot be used: a dead letter
+    repeated: bool = False  # a candidate decided before (a redelivery): nothing new
+
+    @property
+    def kept(self) -> CustomerState:
+        """The state, where the core knows the customer was not forgotten."""
+        assert self.state is not None
+        return self.state
+
+    def then(self, later: Applied) -> Applied:
+        """This, followed by `later` on its state."""
+        return Applied(
+            later.state,
+            self.decisions + later.decisions,
+            self.outbound + later.outbound,
+            later.problem,
+            later.repeated,
+        )

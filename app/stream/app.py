@@ -1,12 +1,9 @@
-"""build_app(): the one place that wires Tact's Faust app together."""
+"""build_app(): the one place that wires Tact's worker together, and names the concrete parts."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, cast
 
 import faust
@@ -19,19 +16,26 @@ from app.config import Settings
 from app.metrics import Metrics
 from app.policy.policy_file import load_policy
 from app.policy.rules import Policy
+from app.stream import faust_private
 from app.stream.cache import StateCache
+from app.stream.committer import Committer
+from app.stream.consumer import BATCH_CODEC, Fetch, batching_transport, register_batch_codec
+from app.stream.guard import Attempts
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_tact_topics
-from app.stream.processor import Processor, ProcessorClosed
+from app.stream.kafka_records import InputDecoder, OutputEncoder
+from app.stream.observe import Observer, wall_clock_ms
+from app.stream.processor import Parts, Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
-from app.stream.transport import BATCH_CODEC, Fetch, batching_transport, fenced_table_manager
+from app.stream.tansu import fenced_table_manager
+from app.stream.writer import Writer
 
 log = logging.getLogger(__name__)
 
 TABLE = "customers"
 MAX_BATCH_RECORDS = 20_000  # at most this many records joined into one durable write
-# Fetches waiting for the agent. When they are all there, Faust stops handing over more and the
-# consumer stops fetching: without a bound it read a whole backlog into memory ahead of the
-# agent (over 1 GB of RSS with 1,000,000 customers).
+# Fetches waiting for the agent. When they are all there, the consumer stops fetching: without
+# a bound it read a whole backlog into memory ahead of the agent (over 1 GB of RSS with
+# 1,000,000 customers).
 QUEUED_FETCHES = 8
 
 
@@ -50,7 +54,14 @@ class UniformBackpressureQueue(ThrowableQueue[Any]):
 
 
 class TactApp(faust.App):
-    """A Faust app that also owns Tact's output producer and partition writer."""
+    """A Faust app that also owns Tact's output producer and partition processor."""
+
+    tact_settings: Settings
+    io: RecordIO
+    processor: Processor
+    committer: Committer
+    committed: dict[tuple[str, int], int]  # what commit_later offered to commit, for inspection
+    decide_agent: Any
 
     def FlowControlQueue(
         self, maxsize: int | None = None, *, clear_on_resume: bool = False
@@ -59,21 +70,11 @@ class TactApp(faust.App):
             maxsize=maxsize, flow_control=self.flow_control, clear_on_resume=clear_on_resume
         )
 
-    tact_settings: Settings
-    io: RecordIO
-    processor: Processor
-    committed: dict[tuple[str, int], int]  # what commit_later offered to commit, for inspection
-    decide_agent: Any
-
-    committer: Committer
-
     def commit_later(self, offsets: dict[tuple[str, int], int]) -> None:
         """These input offsets are durable: commit them (in the background)."""
         self.committed.update(offsets)
         if isinstance(self.io, KafkaIO):
-            self.committer.offer(
-                {TP(topic, partition): o for (topic, partition), o in offsets.items()}
-            )
+            self.committer.offer({TP(t, p): o for (t, p), o in offsets.items()})
 
     async def rewind(self, offsets: dict[tuple[str, int], int]) -> None:
         """Records were not delivered: fetch these partitions again from these offsets."""
@@ -83,18 +84,25 @@ class TactApp(faust.App):
             except Exception as exc:  # not ours any more: its next owner reads it anyway
                 log.warning("could not seek %s[%d] back to %d: %r", topic, partition, offset, exc)
 
+    def pause_inputs(self, partitions: set[int]) -> None:
+        """Stop fetching these partitions' input (their log is behind their state)."""
+        topics = self.tact_settings.topics.inputs
+        self.consumer.pause_partitions({TP(t, p) for t in topics for p in partitions})
+
     async def on_start(self) -> None:
         await super().on_start()
         if isinstance(self.io, KafkaIO):
-            topics = self.tact_settings.topics
             settings = self.tact_settings
             await ensure_tact_topics(
-                settings.bootstrap_servers, topics, settings.partitions, settings.replication
+                settings.bootstrap_servers,
+                settings.topics,
+                settings.partitions,
+                settings.replication,
             )
-            await self.io.start(topics.outputs)
+            await self.io.start(settings.topics.outputs)
 
     async def on_stop(self) -> None:
-        await self.processor.close()  # let the fetch in flight finish; take no more
+        await self.processor.close()  # let the batch in flight finish; take no more
         await self.committer.drain()
         await super().on_stop()
 
@@ -104,71 +112,20 @@ class TactApp(faust.App):
             await self.io.stop()
 
 
-class Committer:
-    """Commits input offsets in the background, newest first, at most once per `interval`.
-
-    Committing is not needed for correctness (the checkpoint's input positions make a replay a
-    no-op), only to bound how much is read again after a crash; so it never holds up deciding,
-    and it is not worth a request per batch.
-    """
-
-    def __init__(
-        self, commit: Callable[[dict[TP, int]], Awaitable[Any]], interval: float = 1.0
-    ) -> None:
-        self.commit = commit
-        self.interval = interval
-        self.pending: dict[TP, int] = {}
-        self.task: asyncio.Task[None] | None = None
-        self.last = 0.0
-        self.hurry = asyncio.Event()
-
-    def offer(self, offsets: dict[TP, int]) -> None:
-        self.pending.update(offsets)
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._commit_pending())
-
-    async def _commit_pending(self) -> None:
-        while self.pending:
-            wait = self.last + self.interval - time.monotonic()
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.hurry.wait(), wait)
-            offsets, self.pending = self.pending, {}
-            self.last = time.monotonic()
-            try:
-                await self.commit(offsets)
-            except Exception as exc:  # the next commit carries newer offsets anyway
-                log.warning("could not commit input offsets: %r", exc)
-
-    async def drain(self) -> None:
-        """Commit what is pending now (partitions are leaving, or the worker is stopping)."""
-        if self.task is not None:
-            self.hurry.set()
-            try:
-                await self.task
-            finally:
-                self.hurry.clear()
-
-
 def build_app(
     settings: Settings,
     *,
     policy: Policy | None = None,
     metrics: Metrics | None = None,
     io: RecordIO | None = None,
+    store: PartitionStore | None = None,
 ) -> TactApp:
+    """The worker's app. Tests pass their own parts; anything not given is built here."""
+    register_batch_codec()
     policy = policy or load_policy(settings.policy_path)
     metrics = metrics or Metrics()
     in_memory = settings.store.startswith("memory")
-    io = io or (
-        MemoryIO()
-        if in_memory
-        else KafkaIO(
-            settings.bootstrap_servers,
-            idempotent=settings.broker_kind == "kafka",
-            fetch_wait_ms=settings.fetch_wait_ms,
-        )
-    )
+    io = io or (MemoryIO() if in_memory else _kafka_io(settings))
     app = TactApp(settings.app_id, **_faust_settings(settings, io))
     app.tact_settings, app.io, app.committed = settings, io, {}
     app.committer = Committer(lambda offsets: app.consumer.commit_processed(offsets))  # type: ignore[attr-defined]
@@ -181,25 +138,53 @@ def build_app(
         value_type=bytes,
         options=_rocksdb_options(settings),
     )
-    store: PartitionStore = MemoryStore(io) if in_memory else TableStore(table, io)
+    store = store or (MemoryStore(io) if in_memory else TableStore(table, io))
+    app.processor = Processor(_parts(app, settings, policy, metrics, store, io, in_memory))
+    _wire_agent(app)
+    _wire_release_timer(app, settings.release_interval_s)
+    _wire_rebalance(app)
+    return app
+
+
+def _kafka_io(settings: Settings) -> KafkaIO:
+    return KafkaIO(
+        settings.bootstrap_servers,
+        idempotent=settings.broker_kind == "kafka",
+        fetch_wait_ms=settings.fetch_wait_ms,
+    )
+
+
+def _parts(
+    app: TactApp,
+    settings: Settings,
+    policy: Policy,
+    metrics: Metrics,
+    store: PartitionStore,
+    io: RecordIO,
+    in_memory: bool,
+) -> Parts:
     schemas = Schemas.load(ids=settings.schema_ids)
     cache = StateCache(settings.state_cache_customers)
     metrics.watch_state_cache(cache)
-    app.processor = Processor(
-        settings.topics,
-        policy,
-        schemas,
-        store,
-        io,
-        metrics,
-        failpoint=settings.failpoint,
-        max_record_bytes=settings.max_record_bytes,
+    observer = Observer(metrics)
+    encoder = OutputEncoder(settings.topics, schemas, wall_clock_ms)
+    attempts_file = None if in_memory else settings.data_dir / "attempts.bin"
+    return Parts(
+        topics=settings.topics,
+        policy=policy,
+        schemas=schemas,
+        store=store,
+        io=io,
+        writer=Writer(io, store, cache, encoder, observer, settings.failpoint),
+        observer=observer,
         cache=cache,
+        attempts=Attempts(attempts_file, settings.partitions, settings.topics.inputs),
+        decoder=InputDecoder(settings.topics, schemas, settings.max_record_bytes),
+        clock=wall_clock_ms,
+        reset_state=settings.reset_state,
+        failpoint=settings.failpoint,
+        on_refused=app.pause_inputs,
     )
-    _wire_agent(app)
-    _wire_release_timer(app, settings.release_interval_s)
-    _wire_rebalance(app, metrics)
-    return app
 
 
 def _faust_settings(settings: Settings, io: RecordIO) -> dict[str, Any]:
@@ -240,7 +225,7 @@ def _wire_agent(app: TactApp) -> None:
         *app.tact_settings.topics.inputs,
         key_serializer="raw",
         value_serializer=BATCH_CODEC,
-        acks=False,  # Tact commits a run's offsets itself, once the run is durable
+        acks=False,  # Tact commits a batch's offsets itself, once the batch is durable
     )
     inputs.maxsize = QUEUED_FETCHES  # app.topic() drops its maxsize argument (Faust 0.15.3)
 
@@ -253,9 +238,9 @@ def _wire_agent(app: TactApp) -> None:
             except ProcessorClosed:
                 return
             except Exception as exc:
-                # Skipping the fetch would lose it (later ones would commit past it): stop the
+                # Skipping the batch would lose it (later ones would commit past it): stop the
                 # worker instead; its replacement decides it again from the committed offsets.
-                log.exception("cannot make a fetch durable; stopping")
+                log.exception("cannot make a batch durable; stopping")
                 await app.crash(exc)
                 return
             await app.rewind(progress.rewind)
@@ -271,14 +256,14 @@ def _queued_fetches(app: TactApp, stream: faust.StreamT[Fetch]) -> list[Fetch]:
     batch) instead of one each: the busier the worker, the larger its batches. Like Faust's
     stream, this drops events fetched before a rebalance; their records are fetched again.
     """
-    queue = cast(faust.ChannelT[Fetch], stream.channel).queue
+    queue = faust_private.queue_of(stream)
     fetches: list[Fetch] = []
     records = 0
     while not queue.empty() and records < MAX_BATCH_RECORDS:
         event = queue.get_nowait()
         message = event.message
         if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
-            fetches.append(event.value)
+            fetches.append(cast(Fetch, event.value))
             records += sum(len(run.records) for run in event.value.runs)
     return fetches
 
@@ -291,17 +276,16 @@ def _wire_release_timer(app: TactApp, interval: float) -> None:
         await app.processor.release_due()
 
 
-def _wire_rebalance(app: TactApp, metrics: Metrics) -> None:
+def _wire_rebalance(app: TactApp) -> None:
     inputs = set(app.tact_settings.topics.inputs)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
-        await app.processor.forget({tp.partition for tp in revoked if tp.topic in inputs})
+        await app.processor.revoke({tp.partition for tp in revoked if tp.topic in inputs})
         await app.committer.drain()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         partitions = {tp.partition for tp in assigned if tp.topic in inputs}
         app.processor.assign(partitions)
-        metrics.assigned_partitions.set(len(partitions))
         log.info("this worker decides partitions %s", sorted(partitions))

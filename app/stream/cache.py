@@ -1,7 +1,7 @@
 """The decoded states of the customers in use, in front of RocksDB (20,000 by default).
 
 A hit saves a RocksDB read and a msgpack decode. The cache holds only what the store holds: it
-is filled with what a run wrote, once that write is durable (see Processor._cache_written). So
+is filled with what a run wrote, once that write is durable (Transaction.remember_written). So
 it can be dropped at any moment, and it is whenever a partition leaves or is recovered, or a
 write fails part-way.
 """
@@ -45,7 +45,7 @@ class StateCache:
         if len(self._states) > self.capacity:
             self._states.popitem(last=False)
 
-    def forget(self, partitions: Iterable[int]) -> None:
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
         leaving = set(partitions)
         self._states = OrderedDict(
             (customer_id, entry)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import OffsetOutOfRangeError, TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
 from app.config import TopicNames
@@ -54,6 +54,10 @@ class RecordIO(Protocol):
     ) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]: ...
 
     async def fence(self, tps: Iterable[tuple[str, int]]) -> None: ...
+
+    async def log_ends(self, positions: Offsets) -> Offsets:
+        """Where each of these partitions' logs ends now, read at the given positions."""
+        ...
 
 
 class KafkaIO:
@@ -118,6 +122,25 @@ class KafkaIO:
         """One single-record batch per partition: afterwards the broker's end offset is exact."""
         await self.send([OutRecord(topic, partition, FENCE_KEY, None) for topic, partition in tps])
 
+    async def log_ends(self, positions: Offsets) -> Offsets:
+        if not positions:
+            return {}
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="none",
+            fetch_max_wait_ms=self.fetch_wait_ms,
+        )
+        await consumer.start()
+        try:
+            tps = {TopicPartition(t, p): offset for (t, p), offset in positions.items()}
+            consumer.assign(list(tps))
+            for tp, offset in tps.items():
+                consumer.seek(tp, max(offset, 0))
+            return await _highwaters(consumer, tps)
+        finally:
+            await consumer.stop()
+
     async def read_tail(
         self, starts: Offsets
     ) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
@@ -148,6 +171,28 @@ class KafkaIO:
         return tails, ends
 
 
+async def _highwaters(consumer: AIOKafkaConsumer, tps: dict[TopicPartition, int]) -> Offsets:
+    """The log end of each partition, from the high watermark a fetch at its position returns
+    (exact on the embedded broker, where ListOffsets is not); a position beyond the end of a
+    Kafka log is refused by the broker, and ListOffsets says where it ends."""
+    ends: Offsets = {}
+    waiting = set(tps)
+    for _ in range(100):
+        try:
+            await consumer.getmany(*waiting, timeout_ms=100, max_records=1)
+        except OffsetOutOfRangeError as exc:
+            beyond = set(exc.args[0]) if exc.args and isinstance(exc.args[0], dict) else waiting
+            for tp, end in (await consumer.end_offsets(list(beyond))).items():
+                ends[(tp.topic, tp.partition)] = end
+            waiting -= beyond
+        for tp in [tp for tp in waiting if consumer.highwater(tp) is not None]:
+            ends[(tp.topic, tp.partition)] = int(consumer.highwater(tp))
+            waiting.discard(tp)
+        if not waiting:
+            return ends
+    raise TimeoutError(f"no end offset known for {sorted(map(str, waiting))} after 10 s")
+
+
 async def _drain(
     consumer: AIOKafkaConsumer,
     waiting: set[TopicPartition],
@@ -164,7 +209,7 @@ async def _drain(
             highwater = consumer.highwater(tp)
             position = await consumer.position(tp)
             if highwater is not None and position >= highwater:
-                ends[(tp.topic, tp.partition)] = position
+                ends[(tp.topic, tp.partition)] = highwater  # below a start: the log started over
                 waiting.discard(tp)
         if not waiting:
             return
@@ -188,10 +233,13 @@ class MemoryIO:
     ) -> tuple[dict[tuple[str, int], list[TailRecord]], Offsets]:
         starts = {tp: len(self.logs[tp]) if offset < 0 else offset for tp, offset in starts.items()}
         tails = {tp: list(self.logs[tp][offset:]) for tp, offset in starts.items()}
-        return tails, {tp: max(offset, len(self.logs[tp])) for tp, offset in starts.items()}
+        return tails, {tp: len(self.logs[tp]) for tp in starts}
 
     async def fence(self, tps: Iterable[tuple[str, int]]) -> None:
         await self.send([OutRecord(t, p, FENCE_KEY, None) for t, p in tps])
+
+    async def log_ends(self, positions: Offsets) -> Offsets:
+        return {tp: len(self.logs[tp]) for tp in positions}
 
     def values(self, topic: str) -> list[Any]:
         return [

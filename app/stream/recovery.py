@@ -2,25 +2,28 @@
 
 Each durable write of a partition's state also stores a checkpoint: per output topic, the offset
 from which its records may not be reflected in the state yet. Those records are read back when
-the partition is assigned; the decisions they show are adopted when their candidates come round
-again (their input offsets were never committed), instead of being made a second time.
+the partition is assigned. Their decisions go to the core as `logged` (a candidate that comes
+round again takes its published decision instead of a new one), and nothing already on a topic
+is published a second time.
 
-The checkpoint never moves past a record read back but not yet adopted: if the worker dies again
-before adopting it, the next one reads it back too.
+The checkpoint never moves past a record read back but not yet reflected in the state: if the
+worker dies again before that, the next one reads it back too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import msgpack
 
 from app.codecs.avro import Schemas, WireError
 from app.codecs.records import decision_from_dict, outbound_from_dict
 from app.config import TopicNames
-from app.policy.model import Decision, OutboundMessage, Outcome
+from app.policy.engine import reflects
+from app.policy.model import Applied, CustomerState, Decision, OutboundMessage, Outcome
 from app.stream.io import Offsets, RecordIO, TailRecord
 from app.stream.store import CHECKPOINT_KEY, PartitionStore
 
@@ -37,44 +40,69 @@ class Recovered:
     dead_letters: set[DeadLetterSource] = field(default_factory=set)
     # per output topic: what was read back and is not in the state yet -> its offset
     unapplied: dict[str, dict[Hashable, int]] = field(default_factory=dict)
+    logged: dict[str, Decision] = field(default_factory=dict)  # for the core: see `published`
+    not_repeated: Counter[str] = field(default_factory=Counter)  # outputs kept from going twice
 
-    def logged(self, message_id: str) -> tuple[Decision, bool] | None:
-        """The decision already made for this message, and whether it is on the decisions topic.
+    def published(self) -> dict[str, Decision]:
+        """Every decision already made: those on the decisions topic, and for an outbound
+        message without its decision record (the crash fell between the two), the decision it
+        implies, rebuilt: a message that went out was sent."""
+        rebuilt = {
+            m.message_id: Decision(
+                message_id=m.message_id,
+                customer_id=m.customer_id,
+                outcome=Outcome.SENT,
+                channel=m.channel,
+                reasons=(RECOVERED_REASON,),
+                policy_version=m.policy_version,
+                decided_at=m.sent_at,
+                category=m.category,
+            )
+            for m in self.sent.values()
+            if m.message_id not in self.decisions
+        }
+        return {**rebuilt, **self.decisions}
 
-        An outbound message without its decision record (the crash fell between the two) means
-        it was sent: that decision is rebuilt from the outbound message and must be published.
-        """
-        decision = self.decisions.get(message_id)
-        if decision is not None:
-            return decision, True
-        message = self.sent.get(message_id)
-        if message is None:
-            return None
-        rebuilt = Decision(
-            message_id=message.message_id,
-            customer_id=message.customer_id,
-            outcome=Outcome.SENT,
-            channel=message.channel,
-            reasons=(RECOVERED_REASON,),
-            policy_version=message.policy_version,
-            decided_at=message.sent_at,
-            category=message.category,
-        )
-        return rebuilt, False
+    def unpublished(self, applied: Applied) -> Applied:
+        """The result without the records that are on their topics already."""
+        if not self.logged:
+            return applied
+        decisions = tuple(d for d in applied.decisions if not self._on_topic(d))
+        outbound = tuple(m for m in applied.outbound if m.message_id not in self.sent)
+        self.not_repeated["decision"] += len(applied.decisions) - len(decisions)
+        self.not_repeated["outbound"] += len(applied.outbound) - len(outbound)
+        return replace(applied, decisions=decisions, outbound=outbound)
 
-    def owners(self) -> dict[str, str]:
-        """message_id -> customer_id of everything read back."""
-        owners = {m.message_id: m.customer_id for m in self.sent.values()}
-        owners.update((d.message_id, d.customer_id) for d in self.decisions.values())
-        return owners
+    def _on_topic(self, decision: Decision) -> bool:
+        latest = self.decisions.get(decision.message_id)
+        if latest is None:
+            return False
+        # A deferral is on the topic whenever any decision for the message is; a final one
+        # only if the latest is final.
+        return decision.outcome is Outcome.DEFERRED or latest.outcome is not Outcome.DEFERRED
 
-    def customers(self) -> set[str]:
-        return set(self.owners().values())
+    def dead_letter_published(self, topic: str, partition: int, offset: int) -> bool:
+        published = (topic, partition, offset) in self.dead_letters
+        self.not_repeated["dead_letter"] += published
+        return published
 
-    def applied(self, identity: Hashable) -> None:
-        """The state now reflects this message (or dead letter): the checkpoint may pass it."""
+    def mark_reflected(self, states: Mapping[str, CustomerState | None]) -> None:
+        """The state now holds these decisions: the checkpoint may pass them."""
+        for decision in [d for d in self.logged.values() if d.customer_id in states]:
+            if reflects(states[decision.customer_id], decision):
+                self._applied(decision.message_id)
+
+    def mark_passed(self, partition: int, inputs: Mapping[str, int]) -> None:
+        """Dead letters whose input record is behind the input position will not come again."""
+        for source in [s for s in self.dead_letters if s[1] == partition]:
+            if source[2] < inputs.get(source[0], 0):
+                self._applied(source)
+
+    def _applied(self, identity: Hashable) -> None:
         for pending in self.unapplied.values():
             pending.pop(identity, None)
+        if isinstance(identity, str):
+            self.logged.pop(identity, None)  # the state holds it: the core needs it no more
 
     def checkpoint(self, positions: dict[str, int]) -> dict[str, int]:
         """Where the next recovery must start reading each output topic."""
@@ -137,25 +165,36 @@ def _read_back(
         pending = recovered.unapplied.setdefault(topic, {})
         for record in records:
             try:
-                if topic == topics.decisions:
-                    decision = decision_from_dict(schemas["tact.Decision"].decode(record.value))
-                    recovered.decisions[decision.message_id] = decision
-                    pending.setdefault(decision.message_id, record.offset)
-                elif topic in outbound_topics:
-                    message = outbound_from_dict(
-                        schemas["tact.OutboundMessage"].decode(record.value)
-                    )
-                    recovered.sent[message.message_id] = message
-                    pending.setdefault(message.message_id, record.offset)
-                elif topic == topics.dead_letters:
-                    letter = schemas["tact.DeadLetter"].decode(record.value)
-                    source = (
-                        letter["source_topic"],
-                        letter["source_partition"],
-                        letter["source_offset"],
-                    )
-                    recovered.dead_letters.add(source)
-                    pending.setdefault(source, record.offset)
+                identity = _read_one(recovered, topic, record, topics, outbound_topics, schemas)
             except (WireError, KeyError, ValueError) as exc:
                 log.error("cannot read back %s offset %d: %s", topic, record.offset, exc)
+                continue
+            if identity is not None:
+                pending.setdefault(identity, record.offset)
+    recovered.logged = recovered.published()
     return recovered
+
+
+def _read_one(
+    recovered: Recovered,
+    topic: str,
+    record: TailRecord,
+    topics: TopicNames,
+    outbound_topics: set[str],
+    schemas: Schemas,
+) -> Hashable | None:
+    """File one record read back; its identity, or None if it is not Tact's (a fence)."""
+    if record.value is None:
+        return None
+    if topic == topics.decisions:
+        decision = decision_from_dict(schemas["tact.Decision"].decode(record.value))
+        recovered.decisions[decision.message_id] = decision
+        return decision.message_id
+    if topic in outbound_topics:
+        message = outbound_from_dict(schemas["tact.OutboundMessage"].decode(record.value))
+        recovered.sent[message.message_id] = message
+        return message.message_id
+    letter = schemas["tact.DeadLetter"].decode(record.value)
+    source = (letter["source_topic"], letter["source_partition"], letter["source_offset"])
+    recovered.dead_letters.add(source)
+    return source

@@ -13,8 +13,9 @@ from app.config import Settings
 from app.policy.history import Expiring, SendLog
 from app.policy.model import Outcome
 from app.stream.app import build_app
+from app.stream.consumer import Fetch, InputRun
+from app.stream.io import TailRecord
 from app.stream.store import CHECKPOINT_KEY, due_key, state_key
-from app.stream.transport import Fetch, InputRun
 from tests.builders import T0, at
 
 SCHEMAS = Schemas.load()
@@ -64,7 +65,7 @@ def app():
     return component_app()
 
 
-def component_app(state_cache_customers=0, io=None):
+def component_app(state_cache_customers=0, io=None, store=None):
     """An app on in-memory stores that owns partition 0, its clock stopped at T0."""
     settings = Settings(
         store="memory://",
@@ -73,8 +74,8 @@ def component_app(state_cache_customers=0, io=None):
         metrics_port=0,
         state_cache_customers=state_cache_customers,
     )
-    app = build_app(settings, io=io)
-    app.processor.clock = lambda: T0
+    app = build_app(settings, io=io, store=store)
+    app.processor.parts.clock = lambda: T0
     app.processor.assign([0])
     return app
 
@@ -85,7 +86,11 @@ def decisions(app):
 
 
 async def put(agent, topic, partition, *values, key=b"c1", first_offset=0):
+    """Records on the (in-memory) input log, and the fetch that brings them to the agent."""
     records = [Record(first_offset + i, key, v) for i, v in enumerate(values)]
+    log = agent.app.io.logs[(topic, partition)]
+    for record in records[len(log) - first_offset :] if len(log) > first_offset else records:
+        log.append(TailRecord(len(log), record.key, record.value))
     await agent.put(Fetch([InputRun(topic, partition, records)]))
 
 
@@ -103,10 +108,10 @@ async def test_a_run_is_decided_published_stored_and_committed(app):
         SCHEMAS["tact.OutboundMessage"].decode(v) for v in app.io.values(topics.outbound["email"])
     ]
     assert [m["message_id"] for m in outbound] == ["m1", "m2"]
-    state = decode_state(app.processor.store.get(0, state_key("c1")))
+    state = decode_state(app.processor.parts.store.get(0, state_key("c1")))
     assert set(state.decided) == {"m1", "m2", "m3"}
     assert app.committed == {(topics.profiles, 0): 1, (topics.candidates, 0): 3}
-    checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
+    checkpoint = msgpack.unpackb(app.processor.parts.store.get(0, CHECKPOINT_KEY))
     assert checkpoint[topics.decisions] == 3 and checkpoint[topics.outbound["email"]] == 2
 
 
@@ -143,7 +148,7 @@ async def test_redelivered_run_is_not_decided_twice(app):
 async def test_held_candidate_is_indexed_and_released_by_the_timer_path(app):
     topics = app.tact_settings.topics
     evening = at(10)  # 22:00 in Europe/Berlin
-    app.processor.clock = lambda: evening
+    app.processor.parts.clock = lambda: evening
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile(timezone="Europe/Berlin"))
         await put(
@@ -151,15 +156,15 @@ async def test_held_candidate_is_indexed_and_released_by_the_timer_path(app):
         )
     [deferred] = decisions(app)
     assert deferred["outcome"] == "deferred" and deferred["release_at"] == at(20)
-    assert app.processor.store.get(0, due_key(at(20), "c1")) == b""
-    assert app.processor.backlog[0] == 1
-    app.processor.clock = lambda: at(20) + 500
+    assert app.processor.parts.store.get(0, due_key(at(20), "c1")) == b""
+    assert app.processor.owned[0].held == 1
+    app.processor.parts.clock = lambda: at(20) + 500
     app.processor.assign([0])
     assert await app.processor.release_due() == 1
     assert [d["outcome"] for d in decisions(app)] == ["deferred", "sent"]
-    assert app.processor.store.get(0, due_key(at(20), "c1")) is None
-    assert app.processor.backlog[0] == 0
-    registry = app.processor.metrics.registry
+    assert app.processor.parts.store.get(0, due_key(at(20), "c1")) is None
+    assert app.processor.owned[0].held == 0
+    registry = app.processor.parts.observer.metrics.registry
     assert registry.get_sample_value("tact_released_candidates_total") == 1
     sent = {"outcome": "sent", "reason": "", "channel": "email", "category": "promo"}
     assert registry.get_sample_value("tact_decisions_total", sent) == 1
@@ -167,7 +172,7 @@ async def test_held_candidate_is_indexed_and_released_by_the_timer_path(app):
 
 def crash_after_outputs(app):
     """What a crash between publishing outputs and writing state leaves: the outputs only."""
-    topics, store = app.tact_settings.topics, app.processor.store
+    topics, store = app.tact_settings.topics, app.processor.parts.store
     before = decode_state(store.get(0, state_key("c1")))
     store.partitions[0][state_key("c1")] = encode_state(
         replace(before, decided=Expiring(), sends=SendLog())
@@ -176,9 +181,7 @@ def crash_after_outputs(app):
 
 
 def restart(app):
-    again = component_app(io=app.io)
-    again.processor.store = app.processor.store
-    return again
+    return component_app(io=app.io, store=app.processor.parts.store)
 
 
 async def test_outputs_published_before_a_crash_are_adopted_not_repeated(app):
@@ -198,7 +201,7 @@ async def test_outputs_published_before_a_crash_are_adopted_not_repeated(app):
         Outcome.SENT.value,
         ["recovered_from_outbound"],
     )
-    assert "m1" in decode_state(app.processor.store.get(0, state_key("c1"))).decided
+    assert "m1" in decode_state(app.processor.parts.store.get(0, state_key("c1"))).decided
 
 
 async def test_checkpoint_waits_for_adoption_across_a_second_crash(app):
@@ -212,14 +215,14 @@ async def test_checkpoint_waits_for_adoption_across_a_second_crash(app):
     second = restart(app)
     async with second.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile("c2"), key=b"c2", first_offset=1)
-    checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
+    checkpoint = msgpack.unpackb(app.processor.parts.store.get(0, CHECKPOINT_KEY))
     assert checkpoint[topics.decisions] == 0, "must not pass the decision not adopted yet"
     third = restart(second)
     async with third.decide_agent.test_context() as agent:
         await put(agent, topics.candidates, 0, candidate("m1"))
     assert [d["message_id"] for d in decisions(app)] == ["m1"]
     assert len(app.io.values(topics.outbound["email"])) == 1
-    checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
+    checkpoint = msgpack.unpackb(app.processor.parts.store.get(0, CHECKPOINT_KEY))
     assert checkpoint[topics.decisions] == 1
 
 
@@ -230,7 +233,7 @@ async def test_records_fetched_twice_are_decided_once(app):
         await put(agent, topics.candidates, 0, candidate("m1"), candidate("m2"))
         await put(agent, topics.candidates, 0, candidate("m1"), candidate("m2"), candidate("m3"))
     assert [d["message_id"] for d in decisions(app)] == ["m1", "m2", "m3"]
-    checkpoint = msgpack.unpackb(app.processor.store.get(0, CHECKPOINT_KEY))
+    checkpoint = msgpack.unpackb(app.processor.parts.store.get(0, CHECKPOINT_KEY))
     assert checkpoint[topics.candidates] == 3 and checkpoint[topics.profiles] == 1
     assert app.committed[(topics.candidates, 0)] == 3
 
@@ -258,7 +261,7 @@ async def test_a_customer_is_cached_from_its_second_run_and_the_cache_matches_th
 ):
     app = cached_app
     topics = app.tact_settings.topics
-    registry = app.processor.metrics.registry
+    registry = app.processor.parts.observer.metrics.registry
 
     def reads():
         return {
@@ -268,16 +271,18 @@ async def test_a_customer_is_cached_from_its_second_run_and_the_cache_matches_th
 
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile())
-        assert len(app.processor.cache) == 0  # a customer seen once would only push others out
+        assert (
+            len(app.processor.parts.cache) == 0
+        )  # a customer seen once would only push others out
         await put(agent, topics.candidates, 0, candidate("m1"))
         assert reads() == {"cache": 0, "store": 2}
         await put(agent, topics.candidates, 0, candidate("m2"), first_offset=1)
     assert reads() == {"cache": 1, "store": 2}
     assert registry.get_sample_value("tact_state_cache_customers") == 1
-    stored = decode_state(app.processor.store.get(0, state_key("c1")))
-    assert app.processor.cache.get(0, "c1") == stored and set(stored.decided) == {"m1", "m2"}
-    await app.processor.forget([0])
-    assert len(app.processor.cache) == 0
+    stored = decode_state(app.processor.parts.store.get(0, state_key("c1")))
+    assert app.processor.parts.cache.get(0, "c1") == stored and set(stored.decided) == {"m1", "m2"}
+    await app.processor.revoke([0])
+    assert len(app.processor.parts.cache) == 0
 
 
 async def test_a_failed_write_leaves_nothing_cached_that_the_store_may_not_hold(cached_app):
@@ -286,16 +291,16 @@ async def test_a_failed_write_leaves_nothing_cached_that_the_store_may_not_hold(
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile())
         await put(agent, topics.candidates, 0, candidate("m0"))
-    assert len(app.processor.cache) == 1
+    assert len(app.processor.parts.cache) == 1
 
     async def write_part_then_fail(changes, failpoint):
         raise ConnectionError("the changelog went away after some partitions were written")
 
-    app.processor.store.write = write_part_then_fail
+    app.processor.parts.store.write = write_part_then_fail
     run = InputRun(topics.candidates, 0, [Record(1, b"c1", candidate("m1"))])
     with pytest.raises(ConnectionError):
         await app.processor.process([run])
-    assert len(app.processor.cache) == 0
+    assert len(app.processor.parts.cache) == 0
 
 
 async def test_without_a_cache_every_state_is_read_from_the_store(app):
@@ -303,6 +308,6 @@ async def test_without_a_cache_every_state_is_read_from_the_store(app):
     async with app.decide_agent.test_context() as agent:
         await put(agent, topics.profiles, 0, profile())
         await put(agent, topics.candidates, 0, candidate("m1"))
-    registry = app.processor.metrics.registry
+    registry = app.processor.parts.observer.metrics.registry
     assert registry.get_sample_value("tact_state_reads_total", {"source": "store"}) == 2
-    assert len(app.processor.cache) == 0
+    assert len(app.processor.parts.cache) == 0

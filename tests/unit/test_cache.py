@@ -36,11 +36,11 @@ def test_nothing_stored_means_nothing_cached():
     assert cache.get(0, "a") is None and len(cache) == 0
 
 
-def test_forgetting_partitions_keeps_the_others():
+def test_dropping_partitions_keeps_the_others():
     cache = StateCache(10)
     for partition, customer in [(0, "a"), (1, "b"), (2, "c")]:
         cache.put(partition, customer, state(customer))
-    cache.forget([0, 2])
+    cache.drop_partitions([0, 2])
     assert [cache.get(p, c) for p, c in [(0, "a"), (1, "b"), (2, "c")]] == [None, state("b"), None]
 
 

@@ -18,9 +18,8 @@ from app.codecs.records import (
     to_millis,
 )
 from app.codecs.state import StateError, decode_state, encode_state
-from app.policy.decide import decide, on_event
 from app.policy.model import Category, Urgency
-from tests.builders import T0, at, candidate, default_policy, event, state
+from tests.builders import T0, at, candidate, decide, default_policy, event, on_event, state
 
 SCHEMAS = Schemas.load()
 CANDIDATE = {

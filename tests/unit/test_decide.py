@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from app.policy.decide import adopt, decide, decision_time, on_event, release_due
+from app.policy.decide import decision_time
+from app.policy.engine import apply_record
 from app.policy.history import Expiring, SendLog
 from app.policy.model import (
     DAY,
@@ -20,7 +21,18 @@ from app.policy.model import (
     Urgency,
 )
 from app.policy.rules import CapRule, QuietHours
-from tests.builders import T0, at, candidate, default_policy, event, profile, state
+from tests.builders import (
+    T0,
+    at,
+    candidate,
+    decide,
+    default_policy,
+    event,
+    on_event,
+    profile,
+    release_due,
+    state,
+)
 
 POLICY = default_policy()
 
@@ -342,11 +354,18 @@ def test_suppressed_candidate_gives_its_dedupe_key_back():
     )
 
 
-def test_adopting_a_logged_decision_matches_deciding_it():
-    decided = decide(state(), candidate(), T0, POLICY)
-    adopted = adopt(state(), candidate(), decided.decisions[0], POLICY)
-    assert adopted.state == decided.state
-    assert adopted.outbound == decided.outbound
+def test_a_logged_decision_wins_over_deciding_again():
+    """After a crash a candidate takes the decision already published, even where deciding now
+    would say otherwise (the policy changed, or the clock moved past the record's time)."""
+    logged = decide(state(channels=()), candidate(), T0, POLICY).decisions[0]
+    assert logged.outcome is Outcome.SUPPRESSED  # and today it would be sent:
+    assert decide(state(), candidate(), T0, POLICY).decisions[0].outcome is Outcome.SENT
+    adopted = apply_record(state(), candidate(), T0, POLICY, {"m1": logged})
+    assert adopted.decisions == (logged,) and adopted.outbound == ()
+    assert adopted.state is not None and "m1" in adopted.state.decided
+    sent = decide(state(), candidate(), T0, POLICY).decisions[0]
+    taken = apply_record(state(), candidate(), T0 + 60_000, POLICY, {"m1": sent})
+    assert taken.state is not None and [s[0] for s in taken.state.sends.sends()] == [T0]
 
 
 def test_old_history_is_forgotten():

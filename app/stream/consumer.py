@@ -1,31 +1,24 @@
-"""Faust plumbing that lets Tact process records a fetch at a time, and recover tables exactly.
+"""Faust's consumer, delivering what one fetch brought for the input topics as ONE event.
 
 Faust hands each Kafka record to an agent as its own event; on two cores that bookkeeping caps a
 worker near 5,000 records/s before any work is done. `BatchingConsumer` keeps Faust's consumer,
-group membership, flow control and rebalancing, but delivers all that one fetch brought for the
-input topics as ONE event: a Fetch of runs (consecutive records of one partition). Tact's agent
-decides the whole fetch, makes it durable in one go and commits its offsets itself (the input
-topics are declared acks=False).
-
-`FencedRecovery` works around a broker that reports end offsets wrongly (the embedded Tansu
-broker reports the base offset of the last record batch + 1): before Faust trusts the end offsets
-of changelog partitions, it appends one single-record "fence" to each, so the reported end is
-exact and recovery reads every change. Real Kafka does not need it; it is enabled only with
-broker_kind = "tansu".
+group membership, flow control and rebalancing, but yields one event per fetch: a Fetch of runs
+(consecutive records of one partition). Tact's agent decides the whole fetch, makes it durable
+in one go and commits its offsets itself (the input topics are declared acks=False).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from faust.serializers import codecs
-from faust.tables import TableManager
-from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
+
+from app.stream import faust_private
 
 BATCH_CODEC = "tact-batch"
 
@@ -56,7 +49,10 @@ class _PassThrough(codecs.Codec):
         return s
 
 
-codecs.register(BATCH_CODEC, _PassThrough())
+def register_batch_codec() -> None:
+    """Faust looks value serializers up by name in a global registry."""
+    if BATCH_CODEC not in codecs.codecs:
+        codecs.register(BATCH_CODEC, _PassThrough())
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
@@ -90,7 +86,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             return
         runs = []
         for tp, run in sorted(records.items(), key=self._rank):
-            if not run or not self._is_active(tp, active):
+            if not run or (active is not None and tp not in active):
                 continue
             if tp.topic not in self.batch_topics:
                 for record in run:
@@ -101,30 +97,19 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 runs.append(InputRun(tp.topic, tp.partition, run))
         if runs and generation == self.app.consumer_generation_id:
             first = TP(runs[0].topic, runs[0].partition)
-            # Faust drops a message whose offset is below the last one read from its partition
-            # (it assumes one message per record). A Fetch carries many partitions and may
-            # repeat records after a seek back; Tact orders and deduplicates them itself.
-            self._read_offset[first] = None
+            faust_private.forget_read_offset(self, first)
             yield first, _fetch_message(first, Fetch(runs), generation)
 
     async def _behind_earlier_topics(self, tp: TP) -> bool:
         for topic in self.batch_topics[: self.batch_topics.index(tp.topic)]:
             earlier = TP(topic, tp.partition)
             highwater = self.highwater(earlier)
-            if highwater is None or (await self._position(earlier) or 0) < highwater:
+            position = faust_private.position_in_place(self, earlier)
+            if position is None:
+                position = await self.position(earlier)
+            if highwater is None or (position or 0) < highwater:
                 return True
         return False
-
-    async def _position(self, tp: TP) -> int | None:
-        """The consumer's position, read in place when it is known: asking the consumer thread
-        costs a round trip between threads, several per fetch."""
-        consumer = getattr(self._thread, "_consumer", None)
-        subscription = consumer._subscription if consumer is not None else None
-        if subscription is not None and subscription.is_assigned(tp):
-            state = subscription.subscription.assignment.state_value(tp)
-            if state.has_valid_position:
-                return int(state.position)
-        return await self.position(tp)
 
     def _rank(self, item: tuple[TP, Any]) -> tuple[int, int]:
         tp = item[0]
@@ -132,9 +117,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             self.batch_topics.index(tp.topic) if tp.topic in self.batch_topics else -1,
             tp.partition,
         )
-
-    def _is_active(self, tp: TP, active: Collection[TP] | None) -> bool:
-        return active is None or tp in active or tp in self._buffered_partitions
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Faust re-reads from the committed offsets after a rebalance, dropping what it had
@@ -148,7 +130,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     async def commit_processed(self, offsets: dict[TP, int]) -> bool:
         """Commit input offsets Tact has fully processed (next offset to read)."""
-        return await self._commit_offsets(offsets)
+        return await faust_private.commit_offsets(self, offsets)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -156,7 +138,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = cast(BatchingConsumer, self.consumer).fetch_wait_ms
+        faust_private.set_fetch_wait(consumer, cast(BatchingConsumer, self.consumer).fetch_wait_ms)
         return consumer
 
 
@@ -188,27 +170,3 @@ def batching_transport(
         {"batch_topics": tuple(batch_topics), "fetch_wait_ms": fetch_wait_ms},
     )
     return type("TactTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})
-
-
-Fence = Callable[[set[TP]], Awaitable[None]]
-
-
-def fenced_table_manager(fence: Fence) -> type[TableManager]:
-    """A TableManager whose recovery fences changelog partitions before reading end offsets."""
-
-    class FencedRecovery(Recovery):
-        async def _build_highwaters(
-            self, consumer: Any, tps: set[TP], destination: Any, title: str
-        ) -> None:
-            if tps:
-                await fence(tps)
-            await super()._build_highwaters(consumer, tps, destination, title)
-
-    class FencedTableManager(TableManager):
-        @property
-        def recovery(self) -> Recovery:
-            if self._recovery is None:
-                self._recovery = FencedRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
-            return self._recovery
-
-    return FencedTableManager

@@ -1,0 +1,44 @@
+"""A verdict on one candidate, and the decision record that announces it."""
+
+from __future__ import annotations
+
+from app.policy.model import Candidate, Decision, Outcome
+from app.policy.rules import Policy
+from app.policy.valueclass import value
+
+
+@value
+class Verdict:
+    outcome: Outcome
+    at: int
+    channel: str | None = None
+    reasons: tuple[str, ...] = ()
+    release_at: int | None = None
+    hold_reason: str = ""
+
+
+def decision_of(candidate: Candidate, verdict: Verdict, policy: Policy) -> Decision:
+    return Decision(
+        message_id=candidate.message_id,
+        customer_id=candidate.customer_id,
+        outcome=verdict.outcome,
+        channel=verdict.channel,
+        reasons=verdict.reasons,
+        policy_version=policy.version,
+        decided_at=verdict.at,
+        category=candidate.category,
+        release_at=verdict.release_at,
+    )
+
+
+def verdict_of(logged: Decision) -> Verdict:
+    """The verdict a decision already published stands for (recovery after a crash)."""
+    deferred = logged.outcome is Outcome.DEFERRED
+    return Verdict(
+        outcome=logged.outcome,
+        at=logged.decided_at,
+        channel=logged.channel,
+        reasons=logged.reasons,
+        release_at=logged.release_at,
+        hold_reason=logged.reasons[0] if deferred and logged.reasons else "",
+    )

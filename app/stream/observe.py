@@ -1,0 +1,75 @@
+"""Metrics from what runs did, counted once their results are durable (Prometheus).
+
+The shell reports events here by name (faust's sensors are the model); nothing in the decision
+path touches a metric. Labels are bounded: a reason that names a message is cut to its code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from app.metrics import Metrics
+from app.policy.reasons import reason_label
+
+if TYPE_CHECKING:
+    from app.stream.partition import PartitionRun
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Observer:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def on_decided(self, seconds: float) -> None:
+        self.metrics.decide_seconds.observe(seconds)
+
+    def on_durable(self, runs: list[PartitionRun], seconds: float) -> None:
+        self.metrics.flush_seconds.observe(seconds)
+        now = wall_clock_ms()
+        for run in runs:
+            self._count(run, now)
+        self.metrics.batch_records.observe(sum(sum(run.read.values()) for run in runs))
+
+    def _count(self, run: PartitionRun, now: int) -> None:
+        m = self.metrics
+        decisions: Counter[tuple[str, str, str, str]] = Counter()
+        channels: Counter[str] = Counter()
+        for work in run.work.values():
+            for applied in work.results:
+                for d in applied.decisions:
+                    reason = reason_label(d.reasons[0]) if d.reasons else ""
+                    decisions[d.outcome.value, reason, d.channel or "", d.category.value] += 1
+                    m.decision_lag.observe(max(now - d.decided_at, 0) / 1000)
+                channels.update(message.channel for message in applied.outbound)
+        for labels, count in decisions.items():
+            m.decisions.labels(*labels).inc(count)
+        for channel, count in channels.items():
+            m.outbound.labels(channel).inc(count)
+        for topic, count in run.read.items():
+            m.records_in.labels(topic).inc(count)
+        for letter in run.dead_letters:
+            m.dead_letters.labels(letter.topic, letter.kind).inc()
+        for kind, count in run.recovered.not_repeated.items():
+            m.recovered.labels(kind).inc(count)
+        run.recovered.not_repeated.clear()
+        m.duplicates_ignored.inc(run.repeated)
+        m.released.inc(run.released)
+
+    def on_held(self, partition: int, held: int) -> None:
+        self.metrics.deferred_backlog.labels(str(partition)).set(held)
+
+    def on_revoked(self, partition: int) -> None:
+        with contextlib.suppress(KeyError):
+            self.metrics.deferred_backlog.remove(str(partition))
+
+    def on_assigned(self, partitions: int) -> None:
+        self.metrics.assigned_partitions.set(partitions)
+
+    def on_log_behind_state(self, topic: str, partition: int, behind: bool) -> None:
+        self.metrics.log_behind_state.labels(topic, str(partition)).set(int(behind))
