@@ -53,6 +53,13 @@ def main() -> None:
     "--metrics-port", type=int, help="Prometheus /metrics port, 0 for none [TACT_METRICS_PORT]"
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]))
+@click.option(
+    "--reset-state",
+    is_flag=True,
+    default=None,
+    help="An input log ends before what this worker's state has read (the broker started "
+    "over): keep the customers' state and read the new log from its start [TACT_RESET_STATE]",
+)
 def worker(**flags: Any) -> None:
     """Run a worker: consume inputs, decide, publish outbound messages and decisions."""
     from app.worker import run_worker

@@ -89,6 +89,12 @@ class TactApp(faust.App):
         topics = self.tact_settings.topics.inputs
         self.consumer.pause_partitions({TP(t, p) for t in topics for p in partitions})
 
+    async def read_inputs_from_start(self, partitions: set[int]) -> None:
+        """The input logs of these partitions started over: read them from their beginning
+        (the group's committed offsets may still point into the old logs)."""
+        topics = self.tact_settings.topics.inputs
+        await self.rewind({(t, p): 0 for t in topics for p in partitions})
+
     async def on_start(self) -> None:
         await super().on_start()
         if isinstance(self.io, KafkaIO):
@@ -184,6 +190,7 @@ def _parts(
         reset_state=settings.reset_state,
         failpoint=settings.failpoint,
         on_refused=app.pause_inputs,
+        on_reset=app.read_inputs_from_start,
     )
 
 

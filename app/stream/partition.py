@@ -67,6 +67,9 @@ class PartitionRun:
         except Unusable as exc:
             self.dead_letter(topic, record, str(exc), exc.kind)
             return
+        except Exception as exc:  # a fault in Tact must not stop the partition: say which record
+            self._failed((topic, record), exc)
+            return
         self._apply(item, clock, (topic, record))
 
     def apply_due(self, customer_id: str, due_at: int, clock: int) -> None:

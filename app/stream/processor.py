@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +69,8 @@ class Parts:
     clock: Callable[[], int] = wall_clock_ms
     reset_state: bool = False  # see log_reset.py
     failpoint: str = ""  # "poison:<text>": die like a crash applying a record containing text
-    on_refused: Callable[[set[int]], Any] = lambda partitions: None
+    on_refused: Callable[[set[int]], Any] = lambda partitions: None  # stop fetching them
+    on_reset: Callable[[set[int]], Awaitable[Any]] | None = None  # read them from the start
 
 
 class Processor:
@@ -244,6 +245,8 @@ class Processor:
         await p.writer.write(runs, self.owned)  # also stores the first checkpoint of a partition
         for partition in restarted:
             await self._write_state_again(partition)
+        if restarted and p.on_reset is not None:
+            await p.on_reset(restarted)
 
     def _stored_inputs(self, partition: int) -> dict[str, int]:
         checkpoint = read_checkpoint(self.parts.store, partition)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 
 import msgpack
@@ -311,3 +312,62 @@ async def test_without_a_cache_every_state_is_read_from_the_store(app):
     registry = app.processor.parts.observer.metrics.registry
     assert registry.get_sample_value("tact_state_reads_total", {"source": "store"}) == 2
     assert len(app.processor.parts.cache) == 0
+
+
+async def test_a_release_burst_goes_in_chunks_and_input_is_decided_between_them(app):
+    """09:00 for a whole time zone: held work is released RELEASE_CHUNK customers per durable
+    write, and a batch that arrives meanwhile does not wait for the whole burst."""
+    from app.stream.release import RELEASE_CHUNK
+
+    topics = app.tact_settings.topics
+    evening, morning = at(10), at(20) + 1000  # 22:00 and 09:00 in Europe/Berlin
+    customers = [f"c{i}" for i in range(2 * RELEASE_CHUNK + 500)]
+    app.processor.parts.clock = lambda: evening
+    async with app.decide_agent.test_context() as agent:
+        for n, customer in enumerate(customers):
+            await put(
+                agent,
+                topics.profiles,
+                0,
+                profile(customer, "Europe/Berlin"),
+                key=customer.encode(),
+                first_offset=n,
+            )
+        for n, customer in enumerate(customers):
+            held = candidate(f"m-{customer}", customer, created_at=evening, urgency="normal")
+            await put(agent, topics.candidates, 0, held, key=customer.encode(), first_offset=n)
+    app.processor.parts.clock = lambda: morning
+    release = asyncio.create_task(app.processor.release_due())
+    await asyncio.sleep(0)  # the release takes the lock and writes its first chunk
+    urgent = InputRun(
+        topics.candidates,
+        0,
+        [Record(len(customers), b"c0", candidate("urgent", "c0", created_at=morning))],
+    )
+    await app.processor.process([urgent])
+    assert await release == len(customers)
+    order = [d["message_id"] for d in decisions(app) if d["outcome"] != "deferred"]
+    assert order.index("urgent") < len(order) - RELEASE_CHUNK, "the batch waited for the burst"
+    assert len(order) == len(customers) + 1
+
+
+async def test_a_record_the_core_fails_on_becomes_a_dead_letter_and_the_run_goes_on(app):
+    topics = app.tact_settings.topics
+    codec, build = app.processor.parts.decoder.by_topic[topics.candidates]
+
+    def build_or_fail(fields):
+        if fields["message_id"] == "m2":
+            raise RuntimeError("a fault in Tact")  # anything at all, not only bad input
+        return build(fields)
+
+    app.processor.parts.decoder.by_topic[topics.candidates] = (codec, build_or_fail)
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, candidate("m1"), candidate("m2"), candidate("m3"))
+    assert [d["message_id"] for d in decisions(app)] == ["m1", "m3"]
+    [letter] = [SCHEMAS["tact.DeadLetter"].decode(v) for v in app.io.values(topics.dead_letters)]
+    assert (letter["source_offset"], letter["source_topic"]) == (1, topics.candidates)
+    assert "Tact could not apply this record (RuntimeError: a fault in Tact)" in letter["error"]
+    registry = app.processor.parts.observer.metrics.registry
+    labels = {"topic": topics.candidates, "kind": "failed"}
+    assert registry.get_sample_value("tact_dead_letters_total", labels) == 1

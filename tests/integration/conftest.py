@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.broker import EmbeddedBroker, free_port
 from app.client import Encoded, Publisher, encode_input
@@ -92,20 +93,34 @@ class Worker:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def metric(self, name: str) -> float:
-        """Sum of a metric's samples from the worker's /metrics endpoint (0 if unreachable)."""
+    def samples(self) -> list[Any]:
+        """Every sample the worker's /metrics endpoint shows now (none if unreachable)."""
         try:
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
             ) as r:
                 text = r.read().decode()
         except OSError:
-            return 0.0
+            return []
+        return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` (with `name{...}` shorthand for every series of it)
+        whose labels include `labels` (0 if the worker does not answer)."""
+        wanted = name.split("{")[0]
+        if "{" in name:  # name{a="b"}: labels written inline
+            inline = name.split("{", 1)[1].rstrip("}")
+            labels = {**labels, **dict(p.split("=", 1) for p in inline.split(",") if p)}
+            labels = {k: v.strip('"') for k, v in labels.items()}
         return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and not line.startswith("#")
+            s.value
+            for s in self.samples()
+            if s.name == wanted and all(s.labels.get(k) == v for k, v in labels.items())
         )
+
+    def series(self, name: str) -> int:
+        """How many time series of `name` the worker exports."""
+        return sum(1 for s in self.samples() if s.name == name)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
