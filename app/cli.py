@@ -32,6 +32,12 @@ def _policy_or_exit(path: Path | None) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Tact: contact policy and journeys, decided on Kafka."""
+    from app.policy import StaleBuildError, refuse_stale_builds
+
+    try:
+        refuse_stale_builds()
+    except StaleBuildError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -133,6 +139,14 @@ def policy_check(path: Path | None) -> None:
     click.echo(describe_policy(_policy_or_exit(path)))
 
 
+@policy.command("show")
+def policy_show() -> None:
+    """Print the shipped default policy file, to start a policy of your own from."""
+    from importlib import resources
+
+    click.echo(resources.files("app.policy").joinpath("default_policy.toml").read_text(), nl=False)
+
+
 @main.command()
 @click.option("--file", "path", required=True, type=click.File("r"), help="JSON Lines inputs")
 @click.option("--broker", help="[TACT_BROKER]")
@@ -183,13 +197,23 @@ def demo(customers: int, candidates: int, keep_running: bool) -> None:
     default=None,
     help="Candidates/s for the latency run [default: half the engine's peak]",
 )
+@click.option(
+    "--burst",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Candidates for one customer at once, during a latency run (0: no burst)",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on the last line")
-def bench(customers: int, events: int, latency_rate: float | None, as_json: bool) -> None:
+def bench(
+    customers: int, events: int, latency_rate: float | None, burst: int, as_json: bool
+) -> None:
     """Measure the engine against a raw aiokafka pass-through, on the embedded broker."""
-    from app.bench import Bench, print_table, result_json
+    from app.bench.report import print_table, result_json
+    from app.bench.run import Bench
 
     say = lambda line: click.echo(line, err=True)  # noqa: E731
-    result = Bench(customers, events, say, latency_rate).run()
+    result = Bench(customers, events, say, latency_rate, burst).run()
     print_table(result)
     if as_json:
         click.echo(result_json(result))

@@ -1,19 +1,23 @@
-"""Settings: read once from the environment (TACT_*) and command-line flags, then passed down."""
+"""Settings: read once from the environment (TACT_<NAME>) and command-line flags, then passed down.
+
+pydantic-settings reads and checks them: `TACT_PARTITIONS=0` or `TACT_BROKER_KIND=kafak` stop
+the command with the setting's name and what it accepts.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.codecs.avro import MAX_RECORD_BYTES
 from app.policy.model import CHANNELS
-
-BROKER_KINDS = ("kafka", "tansu")
 
 
 @dataclass(frozen=True)
@@ -45,13 +49,14 @@ class TopicNames:
         return (*self.outbound.values(), self.decisions, self.dead_letters)
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TACT_", frozen=True, extra="forbid")
+
     broker: str = "kafka://127.0.0.1:9092"
-    broker_kind: str = "kafka"  # "tansu": the embedded broker, whose end offsets need a fence
+    broker_kind: Literal["kafka", "tansu"] = "kafka"  # "tansu": the embedded broker (tansu.py)
     app_id: str = "tact"
     topic_prefix: str = ""
-    partitions: int = 8
+    partitions: int = Field(8, ge=1)
     replication: int = 1
     data_dir: Path = Path("tact-data")
     store: str = "rocksdb://"
@@ -67,13 +72,13 @@ class Settings:
     heartbeat_interval_s: float = 0.0
     recovery_delay_s: float = 3.0
     standby_replicas: int = 0
-    max_record_bytes: int = 256 * 1024
+    max_record_bytes: int = MAX_RECORD_BYTES
     # How long a fetch may wait at the broker for data. Kafka answers as soon as data arrives;
     # the embedded Tansu broker waits the whole time, so there it must be short. 0: per broker.
     fetch_max_wait_ms: int = 0
     # Records one fetch hands to the worker at most. With the few fetches queued behind it (see
     # QUEUED_FETCHES in app/stream/app.py), this bounds the input a worker holds in memory.
-    fetch_max_records: int = 5000
+    fetch_max_records: int = Field(5000, ge=1)
     rocksdb_block_cache_mb: int = 32
     rocksdb_write_buffer_mb: int = 16
     # Customers whose decoded state stays in memory after a write (0: none). It saves a RocksDB
@@ -87,12 +92,17 @@ class Settings:
     # An input log that ends before this worker's stored position (the broker started over):
     # keep the customers' state and read the new log from its start (see log_reset.py).
     reset_state: bool = False
-    schema_ids: Mapping[str, int] = field(default_factory=dict)
+    schema_ids: dict[str, int] = Field(default_factory=dict)  # JSON: {"tact.Candidate": 7}
     log_level: str = "info"
     # For crash tests only: exit like `kill -9` at a named point of the first run that reaches it
     # ("after_outputs": outputs acked, state not written; "after_changelog": changelog acked,
     # RocksDB and input offsets not written).
     failpoint: str = ""
+
+    @field_validator("policy_path", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value  # TACT_POLICY_PATH= : the shipped policy
 
     @property
     def topics(self) -> TopicNames:
@@ -128,46 +138,20 @@ class Settings:
         """The broker list as aiokafka wants it: host:port[,host:port] without the scheme."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
 
-    def with_changes(self, **changes: Any) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """TACT_<FIELD> environment variables, then explicit overrides (flags) on top."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f"TACT_{f.name.upper()}")
-            if raw is not None:
-                values[f.name] = _parse(f.name, raw, f.type)
-        settings = cls(**values).with_changes(**overrides)
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        if self.broker_kind not in BROKER_KINDS:
-            raise ValueError(f"broker_kind {self.broker_kind!r} must be one of {BROKER_KINDS}")
-        if self.partitions < 1:
-            raise ValueError("partitions must be at least 1")
-        if self.fetch_max_records < 1:
-            raise ValueError("fetch_max_records must be at least 1")
+    def from_env(cls, **overrides: Any) -> Settings:
+        """TACT_<NAME> environment variables, then explicit overrides (flags) on top."""
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            raise ValueError(_readable(exc)) from None
 
 
-def _parse(name: str, raw: str, kind: Any) -> Any:
-    kind = str(kind)
-    try:
-        if kind.startswith("bool"):
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
-                raise ValueError("write 1 or 0")
-            return raw.lower() in ("1", "true", "yes")
-        if "Path" in kind:
-            return Path(raw) if raw else None
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if "Mapping" in kind:
-            return {k: int(v) for k, v in json.loads(raw).items()}
-    except ValueError as exc:
-        raise ValueError(f"TACT_{name.upper()}={raw!r}: {exc}") from exc
-    return raw
+def _readable(error: ValidationError) -> str:
+    """One line per bad setting, named as the user wrote it."""
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        given = problem.get("input")
+        lines.append(f"TACT_{name.upper()}={given!r}: {problem['msg']}")
+    return "; ".join(lines)

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,9 +19,10 @@ from app.client import Publisher, encode_input, read_all
 from app.codecs.avro import Schemas
 from app.codecs.records import iso
 from app.config import TopicNames
-from app.policy.model import CHANNELS
 from app.stream.io import ensure_tact_topics
-from app.traffic import now_ms, random_profiles
+from app.traffic import Mix, activity, now_ms, random_profiles
+from app.waiting import wait_until
+from app.worker_process import WorkerProcess
 
 PARTITIONS = 4
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Europe/London", "Australia/Sydney"]
@@ -122,23 +120,13 @@ def story(start: int) -> list[dict[str, Any]]:
     ]
 
 
+CROWD_MIX = Mix(event_share=0.0, channels=(2, 2), dedupe_share=0.0, priorities=(None,))
+
+
 def crowd(rng: random.Random, customers: int, count: int, start: int) -> list[dict[str, Any]]:
-    records = random_profiles(rng, customers, ZONES)
-    for i in range(count):
-        records.append(
-            {
-                "kind": "candidate",
-                "message_id": f"crowd-{i}",
-                "customer_id": f"c{rng.randrange(customers)}",
-                "category": rng.choices(["service", "transactional", "promo"], [1, 1, 4])[0],
-                "audience": rng.choice(["personal", "mass"]),
-                "channels": rng.sample(CHANNELS, 2),
-                "urgency": rng.choice(["immediate", "normal", "low"]),
-                "created_at": iso(start + i),
-                "template": "offer",
-            }
-        )
-    return records
+    """Customers c0..c<n-1> and `count` candidates for them (crowd-m0, crowd-m1...)."""
+    candidates = activity(rng, customers, count, start, count, prefix="crowd-", mix=CROWD_MIX)
+    return random_profiles(rng, customers, ZONES) + candidates
 
 
 class Demo:
@@ -148,7 +136,6 @@ class Demo:
         self.candidates = candidates
         self.topics = TopicNames.with_prefix("")
         self.schemas = Schemas.load()
-        self.metrics_port = int(os.environ.get("TACT_METRICS_PORT", "9464"))
         self.work = Path(tempfile.mkdtemp(prefix="tact-demo-"))
 
     def run(self, keep_running: bool) -> None:
@@ -162,35 +149,27 @@ class Demo:
                 self.feed_and_report(broker, worker)
                 if keep_running:
                     self.console.print("Worker and broker keep running; Ctrl-C stops them.")
-                    worker.wait()
+                    while worker.alive:
+                        time.sleep(1)
             except KeyboardInterrupt:
                 pass
             finally:
-                worker.terminate()
-                worker.wait(timeout=30)
+                worker.stop()
 
-    def start_worker(self, broker: EmbeddedBroker) -> subprocess.Popen[bytes]:
+    def start_worker(self, broker: EmbeddedBroker) -> WorkerProcess:
         env = {
-            **os.environ,
             "TACT_BROKER": broker.url,
-            "TACT_BROKER_KIND": "tansu",
             "TACT_PARTITIONS": str(PARTITIONS),
-            "TACT_DATA_DIR": str(self.work / "data"),
-            "TACT_METRICS_PORT": str(self.metrics_port),
-            "TACT_REBALANCE_TIMEOUT_S": "3",
-            "TACT_RECOVERY_DELAY_S": "0.2",
             "TACT_LOG_LEVEL": "warn",
         }
-        log = open(self.work / "worker.log", "wb")  # noqa: SIM115
-        self.console.print(
-            f"[bold]worker[/]  python -m app worker  (log: {self.work / 'worker.log'})"
-        )
-        self.console.print(f"[bold]metrics[/] http://127.0.0.1:{self.metrics_port}/metrics")
-        return subprocess.Popen(
-            [sys.executable, "-m", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        worker = WorkerProcess(env, self.work / "data", self.work / "worker.log")
+        if "TACT_METRICS_PORT" in os.environ:
+            worker.metrics_port = int(os.environ["TACT_METRICS_PORT"])
+        self.console.print(f"[bold]worker[/]  python -m app worker  (log: {worker.log_path})")
+        self.console.print(f"[bold]metrics[/] http://127.0.0.1:{worker.metrics_port}/metrics")
+        return worker.start()
 
-    def feed_and_report(self, broker: EmbeddedBroker, worker: subprocess.Popen[bytes]) -> None:
+    def feed_and_report(self, broker: EmbeddedBroker, worker: WorkerProcess) -> None:
         start = now_ms()
         rng = random.Random(1)
         crowd_records = crowd(rng, self.customers, self.candidates, start)
@@ -219,27 +198,14 @@ class Demo:
         async with Publisher(broker.bootstrap) as publisher:
             await publisher.publish_raw(self.topics.candidates, b"anna", b"not avro at all")
 
-    def wait_for(self, worker: subprocess.Popen[bytes], metric: str, count: int, what: str) -> None:
-        with self.console.status(f"waiting for {what}..."):
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                if worker.poll() is not None:
-                    raise RuntimeError(f"the worker stopped; see {self.work / 'worker.log'}")
-                if self.metric(metric) >= count:
-                    return
-                time.sleep(0.3)
-        raise TimeoutError(f"timed out waiting for {what}; see {self.work / 'worker.log'}")
+    def wait_for(self, worker: WorkerProcess, metric: str, count: int, what: str) -> None:
+        def reached() -> bool:
+            if not worker.alive:
+                raise RuntimeError(f"the worker stopped; see {worker.log_path}")
+            return worker.metric(metric) >= count
 
-    def metric(self, name: str) -> float:
-        try:
-            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            return 0.0
-        return sum(
-            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)
-        )
+        with self.console.status(f"waiting for {what}..."):
+            wait_until(reached, 180, f"{what} (worker log: {worker.log_path})", every=0.3)
 
     def report(self, broker: EmbeddedBroker) -> None:
         t = self.topics

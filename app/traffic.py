@@ -1,17 +1,20 @@
-"""Sample traffic as JSON Lines records, shared by `tact demo`, `tact bench` and the tests."""
+"""Sample traffic as JSON Lines records, the one generator of `tact demo`, `tact bench` and the
+tests: the same list can be published to Kafka and replayed by `tact simulate`."""
 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from app.clock import now_ms
+from app.codecs.records import iso
 from app.policy.model import CHANNELS
 
+__all__ = ["Mix", "activity", "now_ms", "random_profiles"]
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+EVENT_TYPES = ("email_opened", "offer_clicked", "application_started", "app_opened")
 
 
 def random_profiles(
@@ -34,3 +37,69 @@ def random_profiles(
             }
         )
     return out
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What the generated candidates and events are like."""
+
+    event_share: float = 0.2  # the rest are candidates
+    urgencies: tuple[str, ...] = ("immediate", "normal", "low")
+    categories: tuple[str, ...] = ("service", "transactional", "promo")
+    category_weights: tuple[int, ...] = (1, 1, 4)
+    channels: tuple[int, int] = (1, 3)  # how many channels a candidate lists, at least and most
+    dedupe_share: float = 0.25  # candidates with a dedupe_key
+    priorities: tuple[int | None, ...] = (None, 1, 5)
+    event_types: tuple[str, ...] = EVENT_TYPES
+
+
+def activity(
+    rng: random.Random,
+    customers: int,
+    count: int,
+    start_ms: int,
+    span_ms: int,
+    prefix: str = "",
+    mix: Mix = Mix(),
+) -> list[dict[str, Any]]:
+    """Candidates and events for customers c0..c<n-1>, in time order, over `span_ms`."""
+    out = []
+    for i in range(count):
+        at = iso(start_ms + span_ms * i // max(count, 1))
+        customer = f"c{rng.randrange(customers)}"
+        if rng.random() < mix.event_share:
+            out.append(_event(rng, f"{prefix}e{i}", customer, at, mix))
+        else:
+            out.append(_candidate(rng, f"{prefix}m{i}", customer, at, mix, i))
+    return out
+
+
+def _event(rng: random.Random, event_id: str, customer: str, at: str, mix: Mix) -> dict[str, Any]:
+    return {
+        "kind": "event",
+        "event_id": event_id,
+        "customer_id": customer,
+        "type": rng.choice(mix.event_types),
+        "occurred_at": at,
+        "channel": rng.choice([*CHANNELS, None]),
+    }
+
+
+def _candidate(
+    rng: random.Random, message_id: str, customer: str, at: str, mix: Mix, n: int
+) -> dict[str, Any]:
+    dedupe = rng.random() < mix.dedupe_share
+    return {
+        "kind": "candidate",
+        "message_id": message_id,
+        "customer_id": customer,
+        "category": rng.choices(mix.categories, mix.category_weights)[0],
+        "audience": rng.choice(["personal", "mass"]),
+        "priority": rng.choice(mix.priorities),
+        "channels": rng.sample(CHANNELS, rng.randint(*mix.channels)),
+        "urgency": rng.choice(mix.urgencies),
+        "dedupe_key": f"{customer}-k{rng.randrange(3)}" if dedupe else None,
+        "created_at": at,
+        "template": "offer",
+        "payload": {"n": str(n)},
+    }

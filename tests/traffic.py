@@ -1,14 +1,14 @@
-"""Generated traffic as JSON Lines records: the same list feeds Kafka and `simulate`."""
+"""The tests' traffic: Tact's own generator (app/traffic.py), in zones that stay calm."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-from app.codecs.records import iso
 from app.policy.localtime import seconds_into_day
-from app.policy.model import CHANNELS
-from app.traffic import random_profiles
+from app.traffic import activity, random_profiles
+
+__all__ = ["ZONES", "activity", "calm_zones", "profiles"]
 
 ZONES = [
     "UTC",
@@ -20,7 +20,6 @@ ZONES = [
     "Australia/Sydney",
     "America/Los_Angeles",
 ]
-EVENT_TYPES = ["email_opened", "offer_clicked", "application_started", "app_opened"]
 
 
 def calm_zones(at_ms: int, margin_s: int = 30 * 60) -> list[str]:
@@ -36,42 +35,3 @@ def calm_zones(at_ms: int, margin_s: int = 30 * 60) -> list[str]:
 
 def profiles(rng: random.Random, customers: int, zones: list[str]) -> list[dict[str, Any]]:
     return random_profiles(rng, customers, zones, reachable_share=0.9)
-
-
-def activity(
-    rng: random.Random, customers: int, count: int, start_ms: int, span_ms: int, prefix: str = ""
-) -> list[dict[str, Any]]:
-    """Candidates (about 4 in 5) and events, in time order, over `span_ms` from `start_ms`."""
-    out: list[dict[str, Any]] = []
-    for i in range(count):
-        at = start_ms + span_ms * i // max(count, 1)
-        customer = f"c{rng.randrange(customers)}"
-        if rng.random() < 0.2:
-            out.append(
-                {
-                    "kind": "event",
-                    "event_id": f"{prefix}e{i}",
-                    "customer_id": customer,
-                    "type": rng.choice(EVENT_TYPES),
-                    "occurred_at": iso(at),
-                    "channel": rng.choice([*CHANNELS, None]),
-                }
-            )
-            continue
-        out.append(
-            {
-                "kind": "candidate",
-                "message_id": f"{prefix}m{i}",
-                "customer_id": customer,
-                "category": rng.choices(["service", "transactional", "promo"], [1, 1, 4])[0],
-                "audience": rng.choice(["personal", "mass"]),
-                "priority": rng.choice([None, 1, 5]),
-                "channels": rng.sample(CHANNELS, rng.randint(1, 3)),
-                "urgency": rng.choice(["immediate", "normal", "low"]),
-                "dedupe_key": rng.choice([None, None, None, f"{customer}-k{rng.randrange(3)}"]),
-                "created_at": iso(at),
-                "template": "offer",
-                "payload": {"n": str(i)},
-            }
-        )
-    return out

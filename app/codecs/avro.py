@@ -12,7 +12,8 @@ import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import fastavro
@@ -20,7 +21,7 @@ import fastavro
 MAGIC = 0
 HEADER = struct.Struct(">bI")
 MAX_RECORD_BYTES = 256 * 1024  # an input record, and a dead letter, at most
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS_DIR: Traversable = resources.files("app.schemas")  # schemas/ in the source tree
 
 
 class WireError(ValueError):
@@ -91,11 +92,15 @@ class Schemas:
         return self._codecs[name]
 
     @classmethod
-    def load(cls, directory: Path | None = None, ids: Mapping[str, int] | None = None) -> Schemas:
+    def load(
+        cls, directory: Traversable | None = None, ids: Mapping[str, int] | None = None
+    ) -> Schemas:
         directory = directory or SCHEMAS_DIR
         chosen = {**_read_ids(directory), **(ids or {})}
         codecs = {}
-        for path in sorted(directory.glob("*.avsc")):
+        for path in sorted(directory.iterdir(), key=lambda p: p.name):
+            if not path.name.endswith(".avsc"):
+                continue
             raw = json.loads(path.read_text())
             name = f"{raw['namespace']}.{raw['name']}"
             codecs[name] = AvroCodec(
@@ -107,8 +112,8 @@ class Schemas:
         return cls(codecs)
 
 
-def _read_ids(directory: Path) -> dict[str, int]:
-    ids = json.loads((directory / "ids.json").read_text())
+def _read_ids(directory: Traversable) -> dict[str, int]:
+    ids = json.loads(directory.joinpath("ids.json").read_text())
     return {name: int(value) for name, value in ids.items() if not name.startswith("_")}
 
 

@@ -2,7 +2,8 @@
 
 An install compiles these modules with mypyc where it can (see setup.py). Python loads a compiled
 module in preference to its source, so a build older than its source would run the old code:
-importing the core refuses that, and says how to rebuild.
+`refuse_stale_builds()` says so, and how to rebuild. The `tact` command and the test session
+call it before anything else (importing the core does no work of its own).
 """
 
 from __future__ import annotations
@@ -36,6 +37,3 @@ def refuse_stale_builds(folder: Path = CORE_DIR) -> None:
             "old code would run. Rebuild it with `.venv/bin/pip install -e .`, or delete "
             f"{folder}/*.so to run the core interpreted."
         )
-
-
-refuse_stale_builds()

@@ -11,6 +11,7 @@ from faust.tables import TableManager
 from faust.types import TP
 from mode.utils.queues import ThrowableQueue
 
+from app.clock import now_ms
 from app.codecs.avro import Schemas
 from app.config import Settings
 from app.metrics import Metrics
@@ -23,7 +24,7 @@ from app.stream.consumer import BATCH_CODEC, Fetch, batching_transport, register
 from app.stream.guard import Attempts
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_tact_topics
 from app.stream.kafka_records import InputDecoder, OutputEncoder
-from app.stream.observe import Observer, wall_clock_ms
+from app.stream.observe import Observer
 from app.stream.processor import Parts, Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
 from app.stream.tansu import fenced_table_manager
@@ -173,7 +174,7 @@ def _parts(
     cache = StateCache(settings.state_cache_customers)
     metrics.watch_state_cache(cache)
     observer = Observer(metrics)
-    encoder = OutputEncoder(settings.topics, schemas, wall_clock_ms)
+    encoder = OutputEncoder(settings.topics, schemas, now_ms)
     attempts_file = None if in_memory else settings.data_dir / "attempts.bin"
     return Parts(
         topics=settings.topics,
@@ -186,7 +187,7 @@ def _parts(
         cache=cache,
         attempts=Attempts(attempts_file, settings.partitions, settings.topics.inputs),
         decoder=InputDecoder(settings.topics, schemas, settings.max_record_bytes),
-        clock=wall_clock_ms,
+        clock=now_ms,
         reset_state=settings.reset_state,
         failpoint=settings.failpoint,
         on_refused=app.pause_inputs,

@@ -7,19 +7,15 @@ path touches a metric. Labels are bounded: a reason that names a message is cut 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from app.clock import now_ms
 from app.metrics import Metrics
 from app.policy.reasons import reason_label
 
 if TYPE_CHECKING:
     from app.stream.partition import PartitionRun
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Observer:
@@ -31,7 +27,7 @@ class Observer:
 
     def on_durable(self, runs: list[PartitionRun], seconds: float) -> None:
         self.metrics.flush_seconds.observe(seconds)
-        now = wall_clock_ms()
+        now = now_ms()
         for run in runs:
             self._count(run, now)
         self.metrics.batch_records.observe(sum(sum(run.read.values()) for run in runs))

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.clock import now_ms
 from app.codecs.avro import Schemas
 from app.config import TopicNames
 from app.policy.rules import Policy
@@ -27,7 +28,7 @@ from app.stream.guard import Attempts
 from app.stream.io import RecordIO
 from app.stream.kafka_records import InputDecoder, RawRecord
 from app.stream.log_reset import logs_behind
-from app.stream.observe import Observer, wall_clock_ms
+from app.stream.observe import Observer
 from app.stream.partition import PartitionRun
 from app.stream.recovery import read_checkpoint, recover_partitions
 from app.stream.release import RELEASE_CHUNK, count_held, due_customers
@@ -66,7 +67,7 @@ class Parts:
     cache: StateCache
     attempts: Attempts
     decoder: InputDecoder
-    clock: Callable[[], int] = wall_clock_ms
+    clock: Callable[[], int] = now_ms
     reset_state: bool = False  # see log_reset.py
     failpoint: str = ""  # "poison:<text>": die like a crash applying a record containing text
     on_refused: Callable[[set[int]], Any] = lambda partitions: None  # stop fetching them

@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,24 +15,23 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
-from app.broker import EmbeddedBroker, free_port
+from app.broker import EmbeddedBroker
 from app.client import Encoded, Publisher, encode_input
 from app.codecs.avro import Schemas
 from app.config import TopicNames
 from app.stream.io import ensure_tact_topics
+from app.waiting import wait_until
+from app.worker_process import WorkerProcess
+
+__all__ = ["wait_until"]  # the tests' way to wait, from app/waiting.py
 
 SCHEMAS = Schemas.load()
 PARTITIONS = 4
 _names = itertools.count()
 
-# Short group timeouts: the broker waits a rebalance timeout before a join completes.
-FAST_WORKER_ENV = {
-    "TACT_BROKER_KIND": "tansu",
+TEST_WORKER_ENV = {
     "TACT_PARTITIONS": str(PARTITIONS),
-    "TACT_REBALANCE_TIMEOUT_S": "3",
-    "TACT_RECOVERY_DELAY_S": "0.2",
     "TACT_RELEASE_INTERVAL_S": "0.5",
     "TACT_LOG_LEVEL": "info",
 }
@@ -49,83 +44,6 @@ def broker(tmp_path_factory) -> Iterator[EmbeddedBroker]:
         yield running
 
 
-class Worker:
-    """One `python -m app worker` process."""
-
-    def __init__(self, env: dict[str, str], data_dir: Path, log_path: Path) -> None:
-        self.env = env
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.metrics_port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        env = {
-            **os.environ,
-            **self.env,
-            "TACT_DATA_DIR": str(self.data_dir),
-            "TACT_METRICS_PORT": str(self.metrics_port),
-            "TACT_METRICS_HOST": "127.0.0.1",
-        }
-        log = open(self.log_path, "ab")  # noqa: SIM115
-        log.write(f"\n===== start {time.strftime('%X')} =====\n".encode())
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        return self
-
-    def kill(self) -> None:
-        """kill -9: no goodbye, no flush, no commit."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def samples(self) -> list[Any]:
-        """Every sample the worker's /metrics endpoint shows now (none if unreachable)."""
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
-            ) as r:
-                text = r.read().decode()
-        except OSError:
-            return []
-        return [s for family in text_string_to_metric_families(text) for s in family.samples]
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of `name` (with `name{...}` shorthand for every series of it)
-        whose labels include `labels` (0 if the worker does not answer)."""
-        wanted = name.split("{")[0]
-        if "{" in name:  # name{a="b"}: labels written inline
-            inline = name.split("{", 1)[1].rstrip("}")
-            labels = {**labels, **dict(p.split("=", 1) for p in inline.split(",") if p)}
-            labels = {k: v.strip('"') for k, v in labels.items()}
-        return sum(
-            s.value
-            for s in self.samples()
-            if s.name == wanted and all(s.labels.get(k) == v for k, v in labels.items())
-        )
-
-    def series(self, name: str) -> int:
-        """How many time series of `name` the worker exports."""
-        return sum(1 for s in self.samples() if s.name == name)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 class Harness:
     """Topics of one test (own prefix and consumer group) on the shared broker."""
 
@@ -136,20 +54,20 @@ class Harness:
         self.prefix = f"t{n}-{os.getpid()}."
         self.topics = TopicNames.with_prefix(self.prefix)
         self.env = {
-            **FAST_WORKER_ENV,
+            **TEST_WORKER_ENV,
             "TACT_BROKER": broker.url,
             "TACT_TOPIC_PREFIX": self.prefix,
             "TACT_APP_ID": f"tact-it-{n}-{os.getpid()}",
         }
-        self.workers: list[Worker] = []
+        self.workers: list[WorkerProcess] = []
         self.published: Counter[str] = Counter()  # records per topic
         # Per input partition, the next offset after the last record the broker acknowledged:
         # exact, where the embedded broker's own end offsets are not (see DESIGN notes).
         self.ends: dict[tuple[str, int], int] = {}
         asyncio.run(ensure_tact_topics(broker.bootstrap, self.topics, PARTITIONS))
 
-    def worker(self, name: str = "w1", **env: str) -> Worker:
-        worker = Worker(
+    def worker(self, name: str = "w1", **env: str) -> WorkerProcess:
+        worker = WorkerProcess(
             {**self.env, **env}, self.tmp_path / f"data-{name}", self.tmp_path / f"{name}.log"
         )
         self.workers.append(worker)
@@ -222,8 +140,8 @@ class Harness:
 
         try:
             wait_until(all_committed, timeout, f"the workers to commit {wanted}", every=1.0)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; committed: {seen}") from None
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; committed: {seen}") from None
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -282,12 +200,3 @@ class TopicReader:
     def values(self, topic: str, schema: str) -> list[dict[str, Any]]:
         codec = SCHEMAS[schema]
         return [codec.decode(r.value) for r in self.records[topic]]
-
-
-def wait_until(condition, timeout: float, what: str, every: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -51,7 +51,7 @@ def start_with_profiles(harness, rng, customers, policy_path, **env):
     harness.publish(customer_profiles)
     topic = harness.topics.profiles
     wait_until(
-        lambda: worker.metric(f'tact_input_records_total{{topic="{topic}"}}') >= customers,
+        lambda: worker.metric("tact_input_records_total", topic=topic) >= customers,
         120,
         "the profiles to be read",
     )
@@ -60,5 +60,9 @@ def start_with_profiles(harness, rng, customers, policy_path, **env):
 
 def wait_until_deciding(worker, harness, timeout=120):
     """Until this worker process has decided something itself (not just started)."""
-    metric = f'tact_input_records_total{{topic="{harness.topics.candidates}"}}'
-    wait_until(lambda: worker.metric(metric) > 0, timeout, "the restarted worker to decide")
+    topic = harness.topics.candidates
+    wait_until(
+        lambda: worker.metric("tact_input_records_total", topic=topic) > 0,
+        timeout,
+        "the restarted worker to decide",
+    )

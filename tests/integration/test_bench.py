@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from app.bench import Bench, PeakRss, rss_mb
-from app.broker import free_port
+from app.bench.memory import PeakRss, rss_mb
+from app.bench.run import Bench
+from app.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +32,18 @@ KEYS = {
     "peak_rss_mb",
     "in_process_ceiling_per_s",
     "stage_us_per_record",
+    "decide_us_by_history",
+    "burst_candidates",
+    "burst_decided_s",
+    "burst_others_p50_ms",
+    "burst_others_p99_ms",
 }
 
 
 def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     command = ["-m", "app", "bench", "--customers", "200", "--events", "3000"]
     done = subprocess.run(
-        [sys.executable, *command, "--latency-rate", "200", "--json"],
+        [sys.executable, *command, "--latency-rate", "200", "--burst", "2000", "--json"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -52,19 +58,20 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     stages = result.pop("stage_us_per_record")
     assert set(stages) == {"decode_us", "core_us", "encode_us", "state_us"}
     assert all(us > 0 for us in stages.values()), stages
-    assert result["in_process_ceiling_per_s"] == pytest.approx(1e6 / sum(stages.values()), rel=0.01)
+    history = result.pop("decide_us_by_history")
+    assert set(history) == {"0", "1000", "100000"} and all(us > 0 for us in history.values())
+    assert result["burst_candidates"] == 2000
     positive = KEYS - {
         "customers",
         "events",
         "latency_load_per_s",
         "core_compiled",
         "stage_us_per_record",
+        "decide_us_by_history",
     }
     assert all(result[key] > 0 for key in positive), result
-    assert result["ratio"] == pytest.approx(
-        result["engine_events_per_s"] / result["pipe_events_per_s"], abs=0.001
-    )
     assert result["p50_ms"] <= result["p99_ms"]
+    assert result["burst_others_p50_ms"] <= result["burst_others_p99_ms"]
     assert result["peak_rss_mb"] >= result["rss_mb"]
     assert result["pipe_p50_ms"] <= result["pipe_p99_ms"]
     assert "pipe latency p99 at the same load" in done.stderr
@@ -88,11 +95,10 @@ def test_the_peak_rss_is_the_highest_sample_not_the_last():
 def test_a_worker_that_does_not_finish_is_reported_with_what_it_decided():
     """The bench gives up with what it last saw, so a slow or silent worker can be told apart."""
     bench = Bench(customers=1, events=1, say=print)
-    bench.metrics_port = free_port()  # nothing listens there
-    silent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
+    silent = WorkerProcess({}, bench.work / "data", bench.work / "worker.log")
+    silent.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:  # a process that serves no /metrics on its port
         with pytest.raises(TimeoutError, match=r"0 of 10 records decided, its /metrics never"):
             bench.engine_rate(silent, total=10, timeout_s=1)
     finally:
-        silent.kill()
-        silent.wait()
+        silent.stop()

@@ -172,7 +172,7 @@ def test_a_record_that_kills_the_worker_twice_is_set_aside(harness):
     }
     [letter] = reader.values(t.dead_letters, "tact.DeadLetter")
     assert "stopped twice while deciding this record" in letter["error"]
-    assert worker.metric('tact_dead_letters_total{kind="poison"') == 1
+    assert worker.metric("tact_dead_letters_total", kind="poison") == 1
 
 
 async def recreate_inputs(harness):

@@ -57,7 +57,7 @@ def test_every_partition_is_consumed_to_its_end_soon_after_each_restart(harness,
     traffic = activity(rng, 500, 200 * 90, now_ms(), 90_000, prefix="l")
     feeder = Feeder(harness, traffic, per_second=200)  # about 200 records/s for 90 s
     feeder.start()
-    decided = f'tact_input_records_total{{topic="{harness.topics.candidates}"}}'
+    candidates = harness.topics.candidates
     report = []
     for how, wipe in RESTARTS:
         wait_until_deciding(worker, harness)
@@ -69,7 +69,9 @@ def test_every_partition_is_consumed_to_its_end_soon_after_each_restart(harness,
         worker.start()
         time.sleep(2)  # what arrives while it starts: the dead worker cannot have read it
         ends = {tp: end for tp, end in harness.ends.items() if tp[0] in harness.topics.inputs}
-        first = time_until(lambda: worker.metric(decided) > 0, 60)
+        first = time_until(
+            lambda: worker.metric("tact_input_records_total", topic=candidates) > 0, 60
+        )
         time_until(lambda ends=ends: not lagging(harness, ends), 60)
         caught_up = time.monotonic() - started
         report.append((how, wipe, round(first or -1, 1), round(caught_up, 1)))

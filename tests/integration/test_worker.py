@@ -34,9 +34,7 @@ def test_worker_decides_like_the_replay_and_publishes_per_channel(harness):
     worker = harness.worker()
     harness.publish(customer_profiles)
     wait_until(
-        lambda: (
-            worker.metric(f'tact_input_records_total{{topic="{harness.topics.profiles}"}}') >= 40
-        ),
+        lambda: worker.metric("tact_input_records_total", topic=harness.topics.profiles) >= 40,
         90,
         "the worker to read the profiles",
     )
@@ -89,7 +87,7 @@ def test_worker_decides_like_the_replay_and_publishes_per_channel(harness):
         if m["context"]
     ]
     assert with_context and all(" ago" in m["context_summary"] for m in with_context)
-    assert worker.metric("tact_decisions_total{") == len(live)
+    assert worker.metric("tact_decisions_total") == len(live)
 
 
 def test_bad_records_go_to_dead_letters_and_the_worker_keeps_deciding(harness):
@@ -248,6 +246,6 @@ def test_a_backlog_is_read_a_few_fetches_at_a_time(harness):
     assert largest_batch <= 500  # a bucket of tact_batch_records
     batches = worker.metric("tact_batch_records_count")
     assert batches >= len(records) / largest_batch
-    assert worker.metric('tact_batch_records_bucket{le="500.0"}') == batches
+    assert worker.metric("tact_batch_records_bucket", le="500.0") == batches
     candidates = sum(r["kind"] == "candidate" for r in records)
-    assert worker.metric("tact_decisions_total{") == candidates
+    assert worker.metric("tact_decisions_total") == candidates

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.config import Settings
 
 
-def test_a_fetch_must_hand_over_at_least_one_record():
-    assert Settings.from_env({}).fetch_max_records == 5000
-    with pytest.raises(ValueError, match="fetch_max_records must be at least 1"):
-        Settings.from_env({"TACT_FETCH_MAX_RECORDS": "0"})
+def test_settings_come_from_tact_variables_with_their_types(monkeypatch):
+    monkeypatch.setenv("TACT_PARTITIONS", "12")
+    monkeypatch.setenv("TACT_RESET_STATE", "true")
+    monkeypatch.setenv("TACT_DATA_DIR", "/var/lib/tact")
+    monkeypatch.setenv("TACT_SCHEMA_IDS", '{"tact.Candidate": 7}')
+    settings = Settings.from_env(partitions=None)  # a flag not given leaves the variable
+    assert (settings.partitions, settings.reset_state) == (12, True)
+    assert settings.data_dir == Path("/var/lib/tact")
+    assert settings.schema_ids == {"tact.Candidate": 7}
+    assert Settings.from_env(partitions=3).partitions == 3  # a flag wins
+
+
+@pytest.mark.parametrize(
+    "name,value,message",
+    [
+        ("TACT_FETCH_MAX_RECORDS", "0", "TACT_FETCH_MAX_RECORDS='0': Input should be greater"),
+        ("TACT_BROKER_KIND", "kafak", "TACT_BROKER_KIND='kafak': Input should be 'kafka' or"),
+        ("TACT_PARTITIONS", "many", "TACT_PARTITIONS='many': Input should be a valid integer"),
+    ],
+)
+def test_a_value_that_cannot_work_is_refused_by_name(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env()
+
+
+def test_the_embedded_broker_gets_a_short_session_and_fetch_wait():
+    tansu, kafka = Settings(broker_kind="tansu"), Settings(broker_kind="kafka")
+    assert (tansu.group_session_timeout_s, tansu.fetch_wait_ms) == (6.0, 10)
+    assert (kafka.group_session_timeout_s, kafka.fetch_wait_ms) == (30.0, 500)
+
+
+def test_the_group_instance_id_is_stable_per_data_dir_and_unique_between_them(tmp_path):
+    one, other = Settings(data_dir=tmp_path / "a"), Settings(data_dir=tmp_path / "b")
+    assert one.group_instance_id == Settings(data_dir=tmp_path / "a").group_instance_id
+    assert one.group_instance_id != other.group_instance_id
+    assert Settings(instance_id="none").group_instance_id is None

@@ -40,3 +40,9 @@ def test_the_worker_exports_its_process_and_cycle_collector_metrics() -> None:
     exported = exported_names()
     assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= exported
     assert "python_gc_collections_total" in exported
+
+
+def test_the_k8s_manifest_does_not_carry_a_copy_of_the_policy() -> None:
+    manifest = (ROOT / "deploy/k8s/tact.yaml").read_text()
+    assert "kind: ConfigMap" not in manifest and "[[caps]]" not in manifest
+    assert "configMap: {name: tact-policy}" in manifest and "tact policy show" in manifest

@@ -1,0 +1,134 @@
+"""Latency under a steady load: the time from producing a candidate to its outbound message
+(or, through the plain loop, its forwarded copy) being readable. Optionally with a burst for one
+customer produced meanwhile, to see what a hot customer does to everyone else."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from app.client import Encoded, encode_input
+from app.clock import now_ms
+from app.codecs.avro import Schemas
+from app.codecs.records import iso
+from app.config import TopicNames
+from app.policy.model import CHANNELS
+
+SETTLE_S = 2.0  # before the load: the reader settles at the end of its topics
+DRAIN_S = 5.0  # after it: the last records come through
+
+
+@dataclass
+class Load:
+    bootstrap: str
+    topics: TopicNames
+    schemas: Schemas
+    rate: float  # candidates per second
+    customers: int
+    read_topics: list[str]
+    read_schema: str  # what the read topics carry, each with the candidate's message_id
+    seconds: float = 10.0
+    burst: list[Encoded] = field(default_factory=list)  # produced at once when the load starts
+    prefix: str = "lat"  # of the message ids: each run its own (Tact decides an id once)
+
+
+async def latency(load: Load) -> tuple[float, float]:
+    """p50 and p99 in ms of the load's candidates, produce -> read back."""
+    consumer = AIOKafkaConsumer(
+        *load.read_topics,
+        bootstrap_servers=load.bootstrap,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=5,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=load.bootstrap, linger_ms=1)
+    await consumer.start()
+    await producer.start()
+    await asyncio.sleep(SETTLE_S)
+    sent_at: dict[str, float] = {}
+    seen: list[float] = []
+    # Encoded before the clock starts: the load generator shares the machine with the worker
+    # and the broker, so it should spend its CPU on sending, not on Avro.
+    records = [
+        encode_input(
+            latency_candidate(f"{load.prefix}-{i}", f"c{i % load.customers}"),
+            load.topics,
+            load.schemas,
+        )
+        for i in range(int(load.rate * load.seconds))
+    ]
+    reader = asyncio.create_task(_read(consumer, load, sent_at, seen))
+    burst = asyncio.create_task(_send_all(load.bootstrap, load.burst))
+    try:
+        await _send_paced(producer, records, load.rate, sent_at, load.prefix)
+        await burst
+        await asyncio.sleep(DRAIN_S)
+    finally:
+        reader.cancel()
+        await producer.stop()
+        await consumer.stop()
+    if not seen:
+        raise RuntimeError(
+            f"nothing arrived on {', '.join(load.read_topics)} during the latency run"
+        )
+    seen.sort()
+    return seen[len(seen) // 2], seen[min(len(seen) - 1, int(len(seen) * 0.99))]
+
+
+async def _read(
+    consumer: AIOKafkaConsumer, load: Load, sent_at: dict[str, float], seen: list[float]
+) -> None:
+    codec = load.schemas[load.read_schema]
+    while True:
+        for records in (await consumer.getmany(timeout_ms=50)).values():
+            now = time.perf_counter()
+            for record in records:
+                message_id = codec.decode(record.value)["message_id"]
+                if message_id in sent_at:
+                    seen.append((now - sent_at[message_id]) * 1000)
+
+
+async def _send_paced(
+    producer: AIOKafkaProducer,
+    records: list[Encoded],
+    rate: float,
+    sent_at: dict[str, float],
+    prefix: str,
+) -> None:
+    started, sent = time.perf_counter(), 0
+    while sent < len(records):
+        due = min(len(records), int((time.perf_counter() - started) * rate) + 1)
+        for i in range(sent, due):
+            sent_at[f"{prefix}-{i}"] = time.perf_counter()
+            await producer.send(records[i].topic, records[i].value, key=records[i].key)
+        sent = due
+        await asyncio.sleep(0.001)
+
+
+async def _send_all(bootstrap: str, records: list[Encoded]) -> None:
+    if not records:
+        return
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(r.topic, r.value, key=r.key) for r in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def latency_candidate(message_id: str, customer_id: str) -> dict[str, Any]:
+    return {
+        "kind": "candidate",
+        "message_id": message_id,
+        "customer_id": customer_id,
+        "category": "service",
+        "audience": "personal",
+        "channels": list(CHANNELS),
+        "urgency": "immediate",
+        "created_at": iso(now_ms()),
+        "template": "code",
+    }

@@ -1,0 +1,96 @@
+"""What `tact bench` found: the result, as a table for people and as JSON for tools.
+
+The JSON keys are public (others compare runs by them): add keys, never rename or drop one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from app.bench.stages import build_name
+
+
+@dataclass
+class Result:
+    engine_events_per_s: float
+    pipe_events_per_s: float
+    ratio: float
+    p50_ms: float
+    p99_ms: float
+    rss_mb: float
+    customers: int
+    events: int
+    core_decisions_per_s: float
+    latency_load_per_s: float
+    pipe_p50_ms: float
+    pipe_p99_ms: float
+    core_compiled: bool
+    peak_rss_mb: float  # the worker's highest RSS: 4 samples a second over its whole run
+    in_process_ceiling_per_s: float  # see StageCosts.records_per_s
+    stage_us_per_record: dict[str, float]  # the StageCosts
+    # One more decision for a customer with this many messages in the window (history.py):
+    decide_us_by_history: dict[str, float] = field(default_factory=dict)
+    burst_candidates: int = 0  # for one customer, at once, during the latency load
+    burst_decided_s: float = 0.0  # from the burst's first record to every decision durable
+    burst_others_p50_ms: float = 0.0  # the other customers' latency meanwhile
+    burst_others_p99_ms: float = 0.0
+
+
+def result_json(result: Result) -> str:
+    return json.dumps(asdict(result))
+
+
+def print_table(result: Result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"tact bench: {result.events:,} records, {result.customers:,} customers")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for row in _rows(result):
+        table.add_row(*row)
+    Console(stderr=True).print(table)
+
+
+def _rows(r: Result) -> list[tuple[str, str]]:
+    load = f"{r.latency_load_per_s:,.0f}/s"
+    rows = [
+        ("engine (worker, full policy, durable)", f"{r.engine_events_per_s:,.0f} records/s"),
+        ("pipe (aiokafka consume -> produce)", f"{r.pipe_events_per_s:,.0f} records/s"),
+        ("engine / pipe", f"{r.ratio:.2f}"),
+        (f"latency p50 at {load}", f"{r.p50_ms:.1f} ms"),
+        (f"latency p99 at {load}", f"{r.p99_ms:.1f} ms"),
+        ("pipe latency p50 at the same load", f"{r.pipe_p50_ms:.1f} ms"),
+        ("pipe latency p99 at the same load", f"{r.pipe_p99_ms:.1f} ms"),
+        ("worker RSS after the run", f"{r.rss_mb:,.0f} MB"),
+        ("worker RSS, highest over the run", f"{r.peak_rss_mb:,.0f} MB"),
+        (
+            f"pure core ({build_name(r.core_compiled)})",
+            f"{r.core_decisions_per_s:,.0f} decisions/s",
+        ),
+        (
+            "in-process ceiling, one core, Kafka and Faust free",
+            f"{r.in_process_ceiling_per_s:,.0f} records/s",
+        ),
+    ]
+    rows += [
+        (f"  {s.removesuffix('_us')}, per record", f"{us:.2f} µs")
+        for s, us in r.stage_us_per_record.items()
+    ]
+    rows += [
+        (f"decide, customer with {int(n):,} messages in the window", f"{us:.2f} µs")
+        for n, us in r.decide_us_by_history.items()
+    ]
+    if r.burst_candidates:
+        rows += [
+            (
+                f"burst of {r.burst_candidates:,} for one customer, all decided in",
+                f"{r.burst_decided_s:.1f} s",
+            ),
+            (
+                f"others' latency p50 / p99 during the burst, at {load}",
+                f"{r.burst_others_p50_ms:.0f} / {r.burst_others_p99_ms:.0f} ms",
+            ),
+        ]
+    return rows

@@ -1,0 +1,253 @@
+"""One run of `tact bench` (see app/bench/__init__.py for its phases)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from app.bench.history import decide_us_by_history
+from app.bench.latency import Load, latency, latency_candidate
+from app.bench.memory import PeakRss, rss_mb
+from app.bench.pipe import PARTITIONS, pipe_rate, preload
+from app.bench.report import Result
+from app.bench.stages import build_name, core_is_compiled, core_rate, stage_costs
+from app.broker import EmbeddedBroker
+from app.client import Encoded, encode_input
+from app.clock import now_ms
+from app.codecs.avro import Schemas
+from app.config import TopicNames
+from app.stream.io import ensure_tact_topics
+from app.traffic import Mix, activity, random_profiles
+from app.waiting import wait_until
+from app.worker_process import WorkerProcess
+
+PIPE_TOPIC = "bench.pipe-latency"  # where the plain loop forwards the latency load
+BENCH_MIX = Mix(  # every candidate is sent or refused at once: what the engine's rate measures
+    urgencies=("immediate",),
+    category_weights=(1, 1, 3),
+    channels=(3, 3),
+    dedupe_share=0.0,
+    priorities=(None,),
+    event_types=("email_opened",),
+)
+HOT = "hot"  # the customer of the burst
+
+
+def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
+    """Profiles for every customer, then candidates (4 in 5) and events over the last minute."""
+    rng = random.Random(seed)
+    profiles = random_profiles(rng, customers, ["UTC"])
+    return profiles + activity(rng, customers, events, start_ms - 60_000, 60_000, mix=BENCH_MIX)
+
+
+class Bench:
+    def __init__(
+        self,
+        customers: int,
+        events: int,
+        say: Any,
+        latency_rate: float | None = None,
+        burst: int = 100_000,
+    ) -> None:
+        self.customers, self.events, self.say = customers, events, say
+        self.latency_rate = latency_rate
+        self.burst = burst
+        self.schemas = Schemas.load()
+        self.topics = TopicNames.with_prefix("bench.")
+        self.work = Path(tempfile.mkdtemp(prefix="tact-bench-"))
+
+    def run(self) -> Result:
+        records = traffic(self.customers, self.events, now_ms())
+        core, compiled, history = core_rate(records), core_is_compiled(), decide_us_by_history()
+        self.say(f"core ({build_name(compiled)}): {core:,.0f} decisions/s in-process")
+        self.say(f"decide by history (µs): {history}")
+        encoded = [encode_input(r, self.topics, self.schemas) for r in records]
+        stages = stage_costs(encoded, self.topics, self.schemas)
+        self.say(f"in-process ceiling: {stages.records_per_s:,.0f} records/s ({stages.summary()})")
+        with EmbeddedBroker(log_path=self.work / "broker.log") as broker:
+            measured = self._on_broker(broker, encoded)
+        return Result(
+            **measured,
+            customers=self.customers,
+            events=len(encoded),
+            core_decisions_per_s=round(core),
+            core_compiled=compiled,
+            in_process_ceiling_per_s=round(stages.records_per_s),
+            stage_us_per_record=stages.as_dict(),
+            decide_us_by_history=history,
+        )
+
+    def _on_broker(self, broker: EmbeddedBroker, encoded: list[Encoded]) -> dict[str, Any]:
+        extra = ["bench.pipe", PIPE_TOPIC]
+        asyncio.run(ensure_tact_topics(broker.bootstrap, self.topics, PARTITIONS, extra=extra))
+        asyncio.run(preload(broker.bootstrap, encoded))
+        self.say(f"pre-loaded {len(encoded):,} records for {self.customers:,} customers")
+        pipe = asyncio.run(
+            pipe_rate(broker.bootstrap, list(self.topics.inputs), "bench.pipe", len(encoded))
+        )
+        self.say(f"pipe: {pipe:,.0f} records/s (aiokafka consume -> produce)")
+        worker = self.start_worker(broker)
+        peak = PeakRss(worker.pid)
+        try:
+            measured = self._with_worker(broker, worker, len(encoded))
+        finally:
+            peak.stop()
+            worker.stop(timeout=60)
+        pipe_p50, pipe_p99 = self.pipe_latency(broker, measured["latency_load_per_s"])
+        self.say(f"pipe latency: p50 {pipe_p50:.1f} ms, p99 {pipe_p99:.1f} ms")
+        return {
+            **measured,
+            "pipe_events_per_s": round(pipe),
+            "ratio": round(measured["engine_events_per_s"] / pipe, 3),
+            "pipe_p50_ms": round(pipe_p50, 2),
+            "pipe_p99_ms": round(pipe_p99, 2),
+            "peak_rss_mb": round(max(peak.mb, measured["rss_mb"]), 1),
+        }
+
+    def _with_worker(
+        self, broker: EmbeddedBroker, worker: WorkerProcess, total: int
+    ) -> dict[str, Any]:
+        engine = self.engine_rate(worker, total)
+        self.say(f"engine: {engine:,.0f} records/s")
+        rate = self.latency_rate or engine / 2
+        outbound = list(self.topics.outbound.values())
+        p50, p99 = self.measure_latency(broker, rate, outbound, "tact.OutboundMessage")
+        self.say(f"latency at {rate:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        burst = self.measure_burst(broker, worker, rate, outbound) if self.burst else {}
+        return {
+            "engine_events_per_s": round(engine),
+            "p50_ms": round(p50, 2),
+            "p99_ms": round(p99, 2),
+            "latency_load_per_s": round(rate),
+            "rss_mb": round(rss_mb(worker.pid), 1),
+            **burst,
+        }
+
+    def measure_burst(
+        self, broker: EmbeddedBroker, worker: WorkerProcess, rate: float, outbound: list[str]
+    ) -> dict[str, Any]:
+        """The latency load again, with `burst` candidates for one customer sent at once."""
+        hot = {
+            "kind": "profile",
+            "customer_id": HOT,
+            "timezone": "UTC",
+            "consents": {"sms": True},
+            "reachable": {"sms": True},
+        }
+        asyncio.run(preload(broker.bootstrap, [encode_input(hot, self.topics, self.schemas)]))
+        burst = [
+            encode_input({**_service(f"burst-{i}"), "customer_id": HOT}, self.topics, self.schemas)
+            for i in range(self.burst)
+        ]
+        before = worker.metric("tact_decisions_total")
+        started = time.monotonic()
+        p50, p99 = self.measure_latency(
+            broker, rate, outbound, "tact.OutboundMessage", burst, "during-burst"
+        )
+        expected = before + self.burst + int(rate * Load.seconds)
+        self.wait_for(worker, "tact_decisions_total", expected, 600)
+        decided_s = time.monotonic() - started
+        others = f"others p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+        self.say(f"burst of {self.burst:,}: decided in {decided_s:.1f} s; {others}")
+        return {
+            "burst_candidates": self.burst,
+            "burst_decided_s": round(decided_s, 2),
+            "burst_others_p50_ms": round(p50, 2),
+            "burst_others_p99_ms": round(p99, 2),
+        }
+
+    def pipe_latency(self, broker: EmbeddedBroker, load: float) -> tuple[float, float]:
+        """The latency load through the plain loop, in a process of its own as the worker is."""
+        command = [
+            sys.executable,
+            "-m",
+            "app.bench.pipe",
+            broker.bootstrap,
+            self.topics.candidates,
+            PIPE_TOPIC,
+        ]
+        forwarder = subprocess.Popen(command, stdout=subprocess.PIPE)
+        try:
+            assert forwarder.stdout is not None
+            if forwarder.stdout.readline().strip() != b"ready":
+                raise RuntimeError("the plain loop for the latency run did not start")
+            return self.measure_latency(broker, load, [PIPE_TOPIC], "tact.Candidate")
+        finally:
+            forwarder.terminate()
+            forwarder.wait(timeout=60)
+
+    def measure_latency(
+        self,
+        broker: EmbeddedBroker,
+        rate: float,
+        read_topics: list[str],
+        read_schema: str,
+        burst: list[Encoded] | None = None,
+        prefix: str = "lat",
+    ) -> tuple[float, float]:
+        load = Load(
+            broker.bootstrap,
+            self.topics,
+            self.schemas,
+            rate,
+            self.customers,
+            read_topics,
+            read_schema,
+            burst=burst or [],
+            prefix=prefix,
+        )
+        return asyncio.run(latency(load))
+
+    def start_worker(self, broker: EmbeddedBroker) -> WorkerProcess:
+        env = {
+            "TACT_BROKER": broker.url,
+            "TACT_TOPIC_PREFIX": "bench.",
+            "TACT_APP_ID": "tact-bench",
+            "TACT_PARTITIONS": str(PARTITIONS),
+            "TACT_LOG_LEVEL": "warn",
+        }
+        return WorkerProcess(env, self.work / "data", self.work / "worker.log").start()
+
+    def engine_rate(self, worker: WorkerProcess, total: int, timeout_s: float = 600) -> float:
+        """Records made durable per second, from the worker owning its partitions to the last
+        record durable (so table recovery and the group join of an empty worker count too).
+        Polled 4 times a second: every scrape of /metrics costs the worker time."""
+        ready_at: float | None = None
+        decided, answered_at = 0.0, None
+        started = time.monotonic()
+        while time.monotonic() < started + timeout_s:
+            if not worker.alive:
+                raise RuntimeError(f"the worker stopped; see {worker.log_path}")
+            samples = {s.name: s.value for s in worker.samples() if not s.labels}
+            if samples:
+                answered_at = time.monotonic()
+                decided = worker.metric("tact_input_records_total")
+            if ready_at is None and samples.get("tact_assigned_partitions", 0) > 0:
+                ready_at = time.monotonic()
+            if ready_at is not None and decided >= total:
+                return total / (time.monotonic() - ready_at)
+            time.sleep(0.25)
+        answered = (
+            f"its /metrics last answered {time.monotonic() - answered_at:.0f} s ago"
+            if answered_at is not None
+            else "its /metrics never answered"
+        )
+        raise TimeoutError(
+            f"the engine did not finish within {timeout_s:.0f} s: {decided:,.0f} of {total:,} "
+            f"records decided, {answered}; see {worker.log_path}"
+        )
+
+    def wait_for(self, worker: WorkerProcess, metric: str, value: float, timeout_s: float) -> None:
+        wait_until(
+            lambda: worker.metric(metric) >= value, timeout_s, f"{metric} >= {value:,.0f}", 0.25
+        )
+
+
+def _service(message_id: str) -> dict[str, Any]:
+    return {**latency_candidate(message_id, HOT), "channels": ["sms"]}
