@@ -54,69 +54,68 @@ def story_profiles() -> list[dict[str, Any]]:
     ]
 
 
-def story(start: int) -> list[dict[str, Any]]:
-    """A few moments worth explaining, then the engine is left to the crowd."""
+def _candidate(message_id: str, customer: str, **fields: Any) -> dict[str, Any]:
+    base = {
+        "kind": "candidate",
+        "message_id": message_id,
+        "customer_id": customer,
+        "category": "promo",
+        "audience": "mass",
+        "channels": ["push", "email"],
+        "urgency": "normal",
+        "template": message_id,
+    }
+    return {**base, **fields}
 
-    def candidate(message_id: str, customer: str, at: int, **fields: Any) -> dict[str, Any]:
-        base = {
-            "kind": "candidate",
-            "message_id": message_id,
-            "customer_id": customer,
-            "category": "promo",
-            "audience": "mass",
-            "channels": ["push", "email"],
-            "urgency": "normal",
-            "created_at": iso(at),
-            "template": message_id,
-        }
-        return {**base, **fields}
 
-    return [
-        {
-            "kind": "event",
-            "event_id": "anna-1",
-            "customer_id": "anna",
-            "type": "application_submitted",
-            "occurred_at": iso(start - 120_000),
-            "channel": None,
-        },
-        candidate(
+def _event(event_id: str, customer: str, kind: str, channel: str | None) -> dict[str, Any]:
+    return {
+        "kind": "event",
+        "event_id": event_id,
+        "customer_id": customer,
+        "type": kind,
+        "channel": channel,
+    }
+
+
+PERSONAL = {"audience": "personal"}
+# A few moments worth explaining, each at its time (ms from the start), before the crowd.
+STORY: list[tuple[int, dict[str, Any]]] = [
+    (-120_000, _event("anna-1", "anna", "application_submitted", None)),
+    (
+        0,
+        _candidate(
             "anna-sms-confirmation",
             "anna",
-            start,
             category="service",
-            audience="personal",
             channels=["sms"],
             urgency="immediate",
+            **PERSONAL,
         ),
-        candidate(
-            "anna-what-next",
-            "anna",
-            start + 1000,
-            category="transactional",
-            audience="personal",
-            channels=["email"],
+    ),
+    (
+        1000,
+        _candidate(
+            "anna-what-next", "anna", category="transactional", channels=["email"], **PERSONAL
         ),
-        candidate("anna-offer-1", "anna", start + 2000, dedupe_key="mortgage-offer"),
-        candidate("anna-offer-1-retry", "anna", start + 3000, dedupe_key="mortgage-offer"),
-        candidate("anna-offer-2", "anna", start + 4000),
-        candidate("anna-offer-3", "anna", start + 5000),
-        {
-            "kind": "event",
-            "event_id": "ben-1",
-            "customer_id": "ben",
-            "type": "unsubscribed",
-            "occurred_at": iso(start + 5500),
-            "channel": "email",
-        },
-        candidate("ben-newsletter", "ben", start + 6000, channels=["email"]),
-        candidate(
-            "ben-reminder", "ben", start + 6500, channels=["email", "sms"], urgency="immediate"
-        ),
-        candidate(
-            "chen-statement", "chen", start + 7000, category="transactional", channels=["email"]
-        ),
-        candidate("ghost-offer", "ghost", start + 8000),
+    ),
+    (2000, _candidate("anna-offer-1", "anna", dedupe_key="mortgage-offer")),
+    (3000, _candidate("anna-offer-1-retry", "anna", dedupe_key="mortgage-offer")),
+    (4000, _candidate("anna-offer-2", "anna")),
+    (5000, _candidate("anna-offer-3", "anna")),
+    (5500, _event("ben-1", "ben", "unsubscribed", "email")),
+    (6000, _candidate("ben-newsletter", "ben", channels=["email"])),
+    (6500, _candidate("ben-reminder", "ben", channels=["email", "sms"], urgency="immediate")),
+    (7000, _candidate("chen-statement", "chen", category="transactional", channels=["email"])),
+    (8000, _candidate("ghost-offer", "ghost")),
+]
+
+
+def story(start: int) -> list[dict[str, Any]]:
+    """The story's records, timed from `start`."""
+    return [
+        {**record, "occurred_at" if record["kind"] == "event" else "created_at": iso(start + at)}
+        for at, record in STORY
     ]
 
 

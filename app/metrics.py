@@ -21,11 +21,18 @@ BATCH_SIZES = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
 class Metrics:
+    """Every metric the worker exports, in three groups: what flows, how long it takes, and
+    what the worker holds."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        GCCollector(registry=r)  # python_gc_*: how often the cycle collector stops the worker
-        ProcessCollector(registry=r)  # process_*: CPU seconds, resident memory, open files
+        GCCollector(registry=self.registry)  # python_gc_*: how often the collector stops work
+        ProcessCollector(registry=self.registry)  # process_*: CPU seconds, resident memory
+        self._flow(self.registry)
+        self._timing(self.registry)
+        self._holding(self.registry)
+
+    def _flow(self, r: CollectorRegistry) -> None:
         self.records_in = Counter(
             "tact_input_records",
             "Input records decided and made durable, by topic",
@@ -48,6 +55,22 @@ class Metrics:
             ["topic", "kind"],
             registry=r,
         )
+        self.released = Counter(
+            "tact_released_candidates", "Held candidates decided when their time came", registry=r
+        )
+        self.recovered = Counter(
+            "tact_recovered_decisions",
+            "Outputs found on their topics after a crash, and not published again, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.duplicates_ignored = Counter(
+            "tact_redelivered_candidates",
+            "Candidates whose message_id was already decided (redelivery or producer retry)",
+            registry=r,
+        )
+
+    def _timing(self, r: CollectorRegistry) -> None:
         self.decide_seconds = Histogram(
             "tact_decide_seconds",
             "Time to decide one fetched run of records, policy core and encoding included",
@@ -70,19 +93,12 @@ class Metrics:
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
+
+    def _holding(self, r: CollectorRegistry) -> None:
         self.deferred_backlog = Gauge(
             "tact_deferred_backlog",
             "Candidates held (quiet hours, arbitration) right now",
             ["partition"],
-            registry=r,
-        )
-        self.released = Counter(
-            "tact_released_candidates", "Held candidates decided when their time came", registry=r
-        )
-        self.recovered = Counter(
-            "tact_recovered_decisions",
-            "Outputs found on their topics after a crash, and not published again, by kind",
-            ["kind"],
             registry=r,
         )
         self.log_behind_state = Gauge(
@@ -90,11 +106,6 @@ class Metrics:
             "1 while an input partition's log ends before the position this worker's state has "
             "read it to (the broker started over): the partition is not decided",
             ["topic", "partition"],
-            registry=r,
-        )
-        self.duplicates_ignored = Counter(
-            "tact_redelivered_candidates",
-            "Candidates whose message_id was already decided (redelivery or producer retry)",
             registry=r,
         )
         self.assigned_partitions = Gauge(

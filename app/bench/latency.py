@@ -50,16 +50,7 @@ async def latency(load: Load) -> tuple[float, float]:
     await asyncio.sleep(SETTLE_S)
     sent_at: dict[str, float] = {}
     seen: list[float] = []
-    # Encoded before the clock starts: the load generator shares the machine with the worker
-    # and the broker, so it should spend its CPU on sending, not on Avro.
-    records = [
-        encode_input(
-            latency_candidate(f"{load.prefix}-{i}", f"c{i % load.customers}"),
-            load.topics,
-            load.schemas,
-        )
-        for i in range(int(load.rate * load.seconds))
-    ]
+    records = _encoded_load(load)
     reader = asyncio.create_task(_read(consumer, load, sent_at, seen))
     burst = asyncio.create_task(_send_all(load.bootstrap, load.burst))
     try:
@@ -76,6 +67,19 @@ async def latency(load: Load) -> tuple[float, float]:
         )
     seen.sort()
     return seen[len(seen) // 2], seen[min(len(seen) - 1, int(len(seen) * 0.99))]
+
+
+def _encoded_load(load: Load) -> list[Encoded]:
+    """Encoded before the clock starts: the load generator shares the machine with the worker
+    and the broker, so it should spend its CPU on sending, not on Avro."""
+    return [
+        encode_input(
+            latency_candidate(f"{load.prefix}-{i}", f"c{i % load.customers}"),
+            load.topics,
+            load.schemas,
+        )
+        for i in range(int(load.rate * load.seconds))
+    ]
 
 
 async def _read(

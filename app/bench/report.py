@@ -54,8 +54,12 @@ def print_table(result: Result) -> None:
 
 
 def _rows(r: Result) -> list[tuple[str, str]]:
+    return _worker_rows(r) + _in_process_rows(r) + _burst_rows(r)
+
+
+def _worker_rows(r: Result) -> list[tuple[str, str]]:
     load = f"{r.latency_load_per_s:,.0f}/s"
-    rows = [
+    return [
         ("engine (worker, full policy, durable)", f"{r.engine_events_per_s:,.0f} records/s"),
         ("pipe (aiokafka consume -> produce)", f"{r.pipe_events_per_s:,.0f} records/s"),
         ("engine / pipe", f"{r.ratio:.2f}"),
@@ -65,6 +69,11 @@ def _rows(r: Result) -> list[tuple[str, str]]:
         ("pipe latency p99 at the same load", f"{r.pipe_p99_ms:.1f} ms"),
         ("worker RSS after the run", f"{r.rss_mb:,.0f} MB"),
         ("worker RSS, highest over the run", f"{r.peak_rss_mb:,.0f} MB"),
+    ]
+
+
+def _in_process_rows(r: Result) -> list[tuple[str, str]]:
+    rows = [
         (
             f"pure core ({build_name(r.core_compiled)})",
             f"{r.core_decisions_per_s:,.0f} decisions/s",
@@ -82,15 +91,20 @@ def _rows(r: Result) -> list[tuple[str, str]]:
         (f"decide, customer with {int(n):,} messages in the window", f"{us:.2f} µs")
         for n, us in r.decide_us_by_history.items()
     ]
-    if r.burst_candidates:
-        rows += [
-            (
-                f"burst of {r.burst_candidates:,} for one customer, all decided in",
-                f"{r.burst_decided_s:.1f} s",
-            ),
-            (
-                f"others' latency p50 / p99 during the burst, at {load}",
-                f"{r.burst_others_p50_ms:.0f} / {r.burst_others_p99_ms:.0f} ms",
-            ),
-        ]
     return rows
+
+
+def _burst_rows(r: Result) -> list[tuple[str, str]]:
+    if not r.burst_candidates:
+        return []
+    load = f"{r.latency_load_per_s:,.0f}/s"
+    return [
+        (
+            f"burst of {r.burst_candidates:,} for one customer, all decided in",
+            f"{r.burst_decided_s:.1f} s",
+        ),
+        (
+            f"others' latency p50 / p99 during the burst, at {load}",
+            f"{r.burst_others_p50_ms:.0f} / {r.burst_others_p99_ms:.0f} ms",
+        ),
+    ]

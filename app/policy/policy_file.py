@@ -11,6 +11,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -131,16 +132,16 @@ class _PolicyReader(FieldReader):
         )
 
     def category_rank(self, doc: Mapping[str, Any]) -> dict[Category, int]:
-        table = self.table(doc, "priority", ("categories", "audiences"))
-        names = tuple(c.value for c in Category)
-        ranked = self.ranking(table.get("categories", list(names)), "priority.categories", names)
-        return {Category(n): i for i, n in enumerate(ranked)}
+        return {Category(n): i for i, n in enumerate(self.priority(doc, "categories", Category))}
 
     def audience_rank(self, doc: Mapping[str, Any]) -> dict[Audience, int]:
+        return {Audience(n): i for i, n in enumerate(self.priority(doc, "audiences", Audience))}
+
+    def priority(self, doc: Mapping[str, Any], key: str, kind: type[StrEnum]) -> list[str]:
+        """[priority] `key`: every member of `kind`, highest first."""
         table = self.table(doc, "priority", ("categories", "audiences"))
-        names = tuple(a.value for a in Audience)
-        ranked = self.ranking(table.get("audiences", list(names)), "priority.audiences", names)
-        return {Audience(n): i for i, n in enumerate(ranked)}
+        names = tuple(member.value for member in kind)
+        return self.ranking(table.get(key, list(names)), f"priority.{key}", names)
 
     def quiet_hours(self, doc: Mapping[str, Any]) -> QuietHours | None:
         if "quiet_hours" not in doc:

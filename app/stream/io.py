@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -125,21 +125,8 @@ class KafkaIO:
     async def log_ends(self, positions: Offsets) -> Offsets:
         if not positions:
             return {}
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            enable_auto_commit=False,
-            auto_offset_reset="none",
-            fetch_max_wait_ms=self.fetch_wait_ms,
-        )
-        await consumer.start()
-        try:
-            tps = {TopicPartition(t, p): offset for (t, p), offset in positions.items()}
-            consumer.assign(list(tps))
-            for tp, offset in tps.items():
-                consumer.seek(tp, max(offset, 0))
+        async with self._reading(positions, reset="none") as (consumer, tps):
             return await _highwaters(consumer, tps)
-        finally:
-            await consumer.stop()
 
     async def read_tail(
         self, starts: Offsets
@@ -150,10 +137,19 @@ class KafkaIO:
         ends = dict(starts)
         if not starts:
             return tails, ends
+        async with self._reading(starts, reset="earliest") as (consumer, tps):
+            await _drain(consumer, set(tps), tails, ends)
+        return tails, ends
+
+    @contextlib.asynccontextmanager
+    async def _reading(
+        self, starts: Offsets, reset: str
+    ) -> AsyncIterator[tuple[AIOKafkaConsumer, dict[TopicPartition, int]]]:
+        """A consumer of its own, at these offsets (-1: the end), outside any group."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=reset,
             fetch_max_wait_ms=self.fetch_wait_ms,
         )
         await consumer.start()
@@ -165,10 +161,9 @@ class KafkaIO:
                     await consumer.seek_to_end(tp)
                 else:
                     consumer.seek(tp, offset)
-            await _drain(consumer, set(tps), tails, ends)
+            yield consumer, tps
         finally:
             await consumer.stop()
-        return tails, ends
 
 
 async def _highwaters(consumer: AIOKafkaConsumer, tps: dict[TopicPartition, int]) -> Offsets:

@@ -45,6 +45,15 @@ class Feeder(threading.Thread):
             self.error = exc
 
 
+def worker_without_quiet_hours(harness, tmp_path, rng, customers, **env):
+    """A worker on a policy with the default caps and no quiet hours, its customers' profiles
+    read: (worker, the profiles, the policy file)."""
+    policy_path = tmp_path / "policy.toml"
+    policy_path.write_text(NO_QUIET_HOURS)
+    worker, customer_profiles = start_with_profiles(harness, rng, customers, policy_path, **env)
+    return worker, customer_profiles, policy_path
+
+
 def start_with_profiles(harness, rng, customers, policy_path, **env):
     customer_profiles = profiles(rng, customers, calm_zones(now_ms()))
     worker = harness.worker(TACT_POLICY_PATH=str(policy_path), **env)

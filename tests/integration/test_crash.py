@@ -20,10 +20,9 @@ from app.traffic import now_ms
 from tests.integration import checks
 from tests.integration.conftest import TopicReader, wait_until
 from tests.integration.scenarios import (
-    NO_QUIET_HOURS,
     Feeder,
-    start_with_profiles,
     wait_until_deciding,
+    worker_without_quiet_hours,
 )
 from tests.traffic import activity
 
@@ -65,10 +64,10 @@ def assert_invariants(harness, reader, traffic, policy):
 
 def test_kill_nine_at_random_points_loses_nothing_and_sends_nothing_twice(harness, tmp_path):
     rng = random.Random(20261122)
-    policy_path = tmp_path / "policy.toml"
-    policy_path.write_text(NO_QUIET_HOURS)
+    worker, customer_profiles, policy_path = worker_without_quiet_hours(
+        harness, tmp_path, rng, CUSTOMERS
+    )
     policy = load_policy(policy_path)
-    worker, customer_profiles = start_with_profiles(harness, rng, CUSTOMERS, policy_path)
     start = now_ms()
     traffic = activity(rng, CUSTOMERS, RECORDS, start, 80_000, prefix="k")
     feeder = Feeder(harness, traffic, per_second=RECORDS // 80)  # a restart takes ~15 s
@@ -139,9 +138,7 @@ def wait_for_all_decided(harness, worker_list, traffic):
 
 def test_a_frozen_broker_is_survived_without_help(harness, tmp_path):
     rng = random.Random(15)
-    policy_path = tmp_path / "policy.toml"
-    policy_path.write_text(NO_QUIET_HOURS)
-    worker, _ = start_with_profiles(harness, rng, 300, policy_path)
+    worker, _, policy_path = worker_without_quiet_hours(harness, tmp_path, rng, 300)
     pid = worker.process.pid
     traffic = activity(rng, 300, 12_000, now_ms(), 30_000, prefix="p")
     feeder = Feeder(harness, traffic, per_second=400)
@@ -164,10 +161,8 @@ def test_a_frozen_broker_is_survived_without_help(harness, tmp_path):
 
 def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
     rng = random.Random(2)
-    policy_path = tmp_path / "policy.toml"
-    policy_path.write_text(NO_QUIET_HOURS)
+    first, customer_profiles, policy_path = worker_without_quiet_hours(harness, tmp_path, rng, 500)
     policy = load_policy(policy_path)
-    first, customer_profiles = start_with_profiles(harness, rng, 500, policy_path)
     second = harness.worker("w2", TACT_POLICY_PATH=str(policy_path))
     wait_until(
         lambda: (
@@ -337,9 +332,7 @@ def hostile_records(harness, rng, count, customers):
 
 def test_ten_thousand_hostile_records_become_dead_letters_and_nothing_else(harness, tmp_path):
     rng = random.Random(666)
-    policy_path = tmp_path / "policy.toml"
-    policy_path.write_text(NO_QUIET_HOURS)
-    worker, customer_profiles = start_with_profiles(harness, rng, 200, policy_path)
+    worker, customer_profiles, policy_path = worker_without_quiet_hours(harness, tmp_path, rng, 200)
     pid = worker.process.pid
     hostile = hostile_records(harness, rng, 10_000, 200)
     valid = activity(rng, 200, 3_000, now_ms(), 10_000, prefix="v")

