@@ -93,6 +93,11 @@ def worker(**flags: Any) -> None:
 @click.option("--state-out", type=click.Path(path_type=Path), help="Final customer states, as JSON")
 @click.option("--dead-letters", type=click.File("w"), help="Records that could not be used")
 @click.option(
+    "--journeys-out",
+    type=click.File("w"),
+    help="Journey transitions (entered, steps, exits, goals), as JSON Lines",
+)
+@click.option(
     "--until", help="Advance the clock to this ISO-8601 time at the end (default: last record)"
 )
 def simulate(
@@ -101,6 +106,7 @@ def simulate(
     out: Any,
     state_out: Path | None,
     dead_letters: Any,
+    journeys_out: Any,
     until: str | None,
 ) -> None:
     """Replay recorded traffic through a policy, offline, with the worker's own decision code."""
@@ -114,6 +120,7 @@ def simulate(
         until=until,
         state_out=state_out,
         dead_letters_out=dead_letters or sys.stderr,
+        journeys_out=journeys_out,
     )
     counts: dict[str, int] = {}
     for decision in result.decisions:

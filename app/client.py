@@ -17,6 +17,7 @@ from aiokafka.structs import TopicPartition
 from app.codecs.avro import Schemas
 from app.codecs.records import to_millis
 from app.config import TopicNames
+from app.stream import faust_private
 
 _TIME_FIELDS = {"candidate": ("created_at", "expires_at"), "event": ("occurred_at",)}
 _SCHEMA = {
@@ -132,7 +133,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
         partitions = consumer.partitions_for_topic(topic)
         if partitions:
             return set(partitions)
-        await consumer._client.force_metadata_update()
+        await faust_private.refresh_metadata(consumer)
         await asyncio.sleep(0.1)
     raise TimeoutError(f"topic {topic} has no partitions")
 

@@ -28,6 +28,7 @@ class TopicNames:
     decisions: str
     dead_letters: str
     outbound: Mapping[str, str]
+    journeys: str = "journeys"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -38,6 +39,7 @@ class TopicNames:
             decisions=f"{prefix}decisions",
             dead_letters=f"{prefix}tact.dead-letters",
             outbound={channel: f"{prefix}outbound.{channel}" for channel in CHANNELS},
+            journeys=f"{prefix}journeys",
         )
 
     @property
@@ -46,7 +48,7 @@ class TopicNames:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return (*self.outbound.values(), self.decisions, self.dead_letters)
+        return (*self.outbound.values(), self.decisions, self.dead_letters, self.journeys)
 
 
 class Settings(BaseSettings):
@@ -63,7 +65,7 @@ class Settings(BaseSettings):
     policy_path: Path | None = None
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9464  # 0: no metrics endpoint
-    release_interval_s: float = 1.0
+    release_interval_s: float = 0.5
     rebalance_timeout_s: float = 60.0
     # 0: per broker. On Kafka 30 s (heartbeats every 3 s). The embedded Tansu broker completes a
     # group join only after half the session timeout, so there it is 6 s (heartbeats every 1 s):

@@ -55,6 +55,19 @@ class Metrics:
             ["topic", "kind"],
             registry=r,
         )
+        self.journey_transitions = Counter(
+            "tact_journey_transitions",
+            "Journey instance transitions (entered, step_<outcome>, step_skipped, exited, "
+            "converted, timed_out, refused), by journey and step",
+            ["journey", "step", "transition"],
+            registry=r,
+        )
+        self.journey_goal_value = Counter(
+            "tact_journey_goal_value",
+            "The sum of the goal events' value attribute (what the journey brought), by journey",
+            ["journey"],
+            registry=r,
+        )
         self.released = Counter(
             "tact_released_candidates", "Held candidates decided when their time came", registry=r
         )
@@ -106,6 +119,12 @@ class Metrics:
             "1 while an input partition's log ends before the position this worker's state has "
             "read it to (the broker started over): the partition is not decided",
             ["topic", "partition"],
+            registry=r,
+        )
+        self.journey_instances = Gauge(
+            "tact_journey_instances",
+            "Journey instances live (entered, not yet ended), by journey and partition",
+            ["journey", "partition"],
             registry=r,
         )
         self.assigned_partitions = Gauge(

@@ -22,10 +22,11 @@ from app.codecs.records import (
     iso,
     profile_from_dict,
     to_millis,
+    transition_to_dict,
 )
 from app.codecs.state import state_as_json
 from app.policy.engine import Applied, Due, Input, ProfileDeleted, apply_record, record_time
-from app.policy.model import CustomerState, Decision, OutboundMessage
+from app.policy.model import CustomerState, Decision, OutboundMessage, Transition
 from app.policy.rules import Policy
 
 KINDS = ("profile", "event", "candidate")
@@ -35,6 +36,7 @@ KINDS = ("profile", "event", "candidate")
 class Replay:
     decisions: list[Decision] = field(default_factory=list)
     outbound: list[OutboundMessage] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)  # of journey instances
     dead_letters: list[tuple[int, str]] = field(default_factory=list)  # (line, error)
     states: dict[str, CustomerState] = field(default_factory=dict)
     clock: int | None = None
@@ -109,6 +111,7 @@ def _release_until(result: Replay, due: list[tuple[int, str]], clock: int, polic
 def _keep(result: Replay, due: list[tuple[int, str]], customer_id: str, applied: Applied) -> None:
     result.decisions.extend(applied.decisions)
     result.outbound.extend(applied.outbound)
+    result.transitions.extend(applied.transitions)
     if applied.state is None:
         result.states.pop(customer_id, None)
         return
@@ -126,6 +129,12 @@ def decision_line(decision: Decision) -> str:
     return json.dumps(record, separators=(",", ":"))
 
 
+def transition_line(transition: Transition, policy_version: str) -> str:
+    record = transition_to_dict(transition, policy_version)
+    record["at"] = iso(transition.at)
+    return json.dumps(record, separators=(",", ":"))
+
+
 def run(
     events: TextIO,
     policy: Policy,
@@ -133,11 +142,15 @@ def run(
     until: str | None = None,
     state_out: Path | None = None,
     dead_letters_out: TextIO | None = None,
+    journeys_out: TextIO | None = None,
 ) -> Replay:
     until_ms = to_millis(until, "--until") if until else None
     result = replay(read_records(events), policy, until_ms)
     for decision in result.decisions:
         out.write(decision_line(decision) + "\n")
+    if journeys_out is not None:
+        for transition in result.transitions:
+            journeys_out.write(transition_line(transition, policy.version) + "\n")
     if dead_letters_out is not None:
         for number, error in result.dead_letters:
             dead_letters_out.write(f"line {number}: {error}\n")

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.policy.decide import NOTHING_LOGGED
-from app.policy.decide import decide as core_decide
-from app.policy.decide import release_due as core_release_due
 from app.policy.events import on_event as core_on_event
 from app.policy.model import (
     HOUR,
@@ -23,6 +21,8 @@ from app.policy.model import (
 )
 from app.policy.policy_file import load_policy
 from app.policy.rules import Policy
+from app.policy.timeline import decide as core_decide
+from app.policy.timeline import release_due as core_release_due
 
 # Noon UTC on a Wednesday: not in default quiet hours for UTC customers.
 T0 = int(datetime(2026, 11, 18, 12, 0, tzinfo=UTC).timestamp() * 1000)

@@ -16,6 +16,7 @@ from app.policy.model import (
     Decision,
     OutboundMessage,
     Outcome,
+    Transition,
     Urgency,
 )
 
@@ -86,6 +87,8 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
         "decided_at": decision.decided_at,
         "category": decision.category.value,
         "release_at": decision.release_at,
+        "journey": decision.journey,
+        "step": decision.step,
     }
 
 
@@ -100,6 +103,8 @@ def decision_from_dict(d: Mapping[str, Any]) -> Decision:
         decided_at=_millis(d, "decided_at"),
         category=Category(d["category"]),
         release_at=_optional_millis(d, "release_at"),
+        journey=d.get("journey"),
+        step=d.get("step"),
     )
 
 
@@ -113,7 +118,10 @@ def outbound_to_dict(message: OutboundMessage) -> dict[str, Any]:
         "category": message.category.value,
         "sent_at": message.sent_at,
         "policy_version": message.policy_version,
-        "context": [{"type": c.type, "at": c.at, "channel": c.channel} for c in message.context],
+        "context": [
+            {"type": c.type, "at": c.at, "channel": c.channel, "detail": c.detail}
+            for c in message.context
+        ],
         "context_summary": message.context_summary,
     }
 
@@ -129,10 +137,26 @@ def outbound_from_dict(d: Mapping[str, Any]) -> OutboundMessage:
         sent_at=_millis(d, "sent_at"),
         policy_version=d["policy_version"],
         context=tuple(
-            ContextItem(c["type"], _millis(c, "at"), c.get("channel")) for c in d["context"]
+            ContextItem(c["type"], _millis(c, "at"), c.get("channel"), c.get("detail"))
+            for c in d["context"]
         ),
         context_summary=d["context_summary"],
     )
+
+
+def transition_to_dict(transition: Transition, policy_version: str) -> dict[str, Any]:
+    return {
+        "transition_id": transition.transition_id,
+        "customer_id": transition.customer_id,
+        "journey": transition.journey,
+        "instance_key": transition.key,
+        "step": transition.step or None,
+        "transition": transition.kind,
+        "at": transition.at,
+        "reason": transition.reason,
+        "value": transition.value,
+        "policy_version": policy_version,
+    }
 
 
 def _text(d: Mapping[str, Any], field: str) -> str:

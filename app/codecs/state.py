@@ -11,7 +11,6 @@ from dataclasses import asdict
 from typing import Any
 
 import msgpack
-from immutables import Map
 
 from app.policy.history import Expiring, SendLog
 from app.policy.model import (
@@ -22,6 +21,7 @@ from app.policy.model import (
     CustomerEvent,
     CustomerProfile,
     CustomerState,
+    Instance,
     Pending,
     Urgency,
 )
@@ -56,6 +56,7 @@ def encode_state(state: CustomerState) -> bytes:
                 [e.event_id, e.type, e.occurred_at, e.channel, dict(e.attributes)]
                 for e in state.recent
             ],
+            [_instance(i) for i in state.journeys],
         ]
     )
     return encoded
@@ -68,12 +69,13 @@ def decode_state(data: bytes) -> CustomerState:
         fields = _from_version_1(fields)
     elif version != VERSION:
         raise StateError(f"state version {version!r} is neither {VERSION} nor 1")
-    _, customer_id, profile, consent, sends, decided, dedupe, pending, recent = fields
+    _, customer_id, profile, consent, sends, decided, dedupe, pending, recent, *rest = fields
+    journeys = rest[0] if rest else []  # a state written before journeys has none
     return CustomerState(
         customer_id=customer_id,
         profile=None if profile is None else CustomerProfile(customer_id, *profile),
         consent={scope: ConsentWord(*word) for scope, word in consent.items()},
-        sends=SendLog(Map({k: tuple(t) for k, t in sends.items()}), sum(map(len, sends.values()))),
+        sends=SendLog.decoded({k: tuple(t) for k, t in sends.items()}),
         decided=Expiring.of((m, at, None) for m, at in decided.items()),
         dedupe=Expiring.of((k, at, m) for k, (at, m) in dedupe.items()),
         pending=tuple(
@@ -84,6 +86,7 @@ def decode_state(data: bytes) -> CustomerState:
             CustomerEvent(event_id, customer_id, type_, at, channel, attributes)
             for event_id, type_, at, channel, attributes in recent
         ),
+        journeys=tuple(_instance_back(i) for i in journeys),
     )
 
 
@@ -111,6 +114,9 @@ def _candidate(c: Candidate) -> list[Any]:
         c.dedupe_key,
         c.expires_at,
         dict(c.payload),
+        c.journey,
+        c.journey_key,
+        c.step,
     ]
 
 
@@ -127,7 +133,9 @@ def _candidate_back(customer_id: str, f: list[Any]) -> Candidate:
         key,
         expires,
         payload,
+        *step,
     ) = f
+    journey, journey_key, step_name = step or ("", "", "")  # not a journey's step
     return Candidate(
         message_id=message_id,
         customer_id=customer_id,
@@ -141,6 +149,31 @@ def _candidate_back(customer_id: str, f: list[Any]) -> Candidate:
         dedupe_key=key,
         expires_at=expires,
         payload=payload,
+        journey=journey,
+        journey_key=journey_key,
+        step=step_name,
+    )
+
+
+def _instance(i: Instance) -> list[Any]:
+    return [
+        i.journey,
+        i.key,
+        i.entered_at,
+        i.step,
+        i.due_at,
+        i.deadline,
+        i.last_due,
+        i.entry,
+        sorted(i.seen),
+        dict(i.times),
+    ]
+
+
+def _instance_back(f: list[Any]) -> Instance:
+    journey, key, entered_at, step, due_at, deadline, last_due, entry, seen, times = f
+    return Instance(
+        journey, key, entered_at, step, due_at, deadline, last_due, entry, frozenset(seen), times
     )
 
 
@@ -161,6 +194,7 @@ def state_as_json(state: CustomerState) -> dict[str, Any]:
         },
         "pending": [_plain(asdict(p)) for p in state.pending],
         "recent": [_plain(asdict(e)) for e in state.recent],
+        "journeys": [_plain({**asdict(i), "seen": sorted(i.seen)}) for i in state.journeys],
     }
 
 

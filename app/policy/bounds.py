@@ -66,5 +66,13 @@ def worst_case_state_bytes(policy: Policy) -> int:
         + limits.max_held_bytes
         + limits.max_pending_per_customer * (64 + 2 * NUMBER)
         + limits.context_events * event
+        + limits.max_journeys_per_customer * _instance_bytes(policy)
         + 64  # version, headers
     )
+
+
+def _instance_bytes(policy: Policy) -> int:
+    """A journey instance: its names and key, times, and the event types it notes."""
+    notes = max((len(j.events) for j in policy.journeys), default=0)
+    times = max((len(j.steps) for j in policy.journeys), default=0)
+    return 3 * (64 + TEXT) + MAX_ID_BYTES + TEXT + 6 * NUMBER + notes * 70 + times * 40

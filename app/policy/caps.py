@@ -43,7 +43,7 @@ def exceeded_caps(
     ]
 
 
-def _would_exceed(cap: CapRule, classes: tuple[str, ...], sends: SendLog, at: int, tz: str) -> bool:
+def _would_exceed(cap: CapRule, classes: frozenset[str], sends: SendLog, at: int, tz: str) -> bool:
     if cap.window_ms is not None:
         return _busiest_window(sends, classes, at, cap.window_ms, cap.limit) >= cap.limit
     start, end = calendar_bounds(at, tz, cap.calendar or "day")
@@ -51,7 +51,7 @@ def _would_exceed(cap: CapRule, classes: tuple[str, ...], sends: SendLog, at: in
 
 
 def _busiest_window(
-    sends: SendLog, classes: tuple[str, ...], at: int, window: int, limit: int
+    sends: SendLog, classes: frozenset[str], at: int, window: int, limit: int
 ) -> int:
     """The most existing sends in any window [x, x + window) that also contains `at`
     (exact up to `limit`: a count below it is all that is asked)."""

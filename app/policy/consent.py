@@ -53,6 +53,8 @@ def with_consent_event(
 
 
 def category_refusal(state: CustomerState, category: Category) -> str | None:
+    if not state.consent:
+        return None
     word = state.consent.get(f"category:{category.value}")
     if word is not None and not word.subscribed:
         return f"opted_out:{category.value}"
@@ -82,8 +84,9 @@ def is_reachable(profile: CustomerProfile, channel: str, policy: Policy) -> bool
 def _consents(
     state: CustomerState, profile: CustomerProfile, channel: str, category: Category, opt_in: bool
 ) -> bool:
-    word = state.consent.get(f"{channel}/{category.value}") or state.consent.get(channel)
-    if word is not None:
-        return word.subscribed
+    if state.consent:  # most customers have never said a word: skip building the scopes
+        word = state.consent.get(f"{channel}/{category.value}") or state.consent.get(channel)
+        if word is not None:
+            return word.subscribed
     stated = profile.consents.get(channel)
     return (not opt_in) if stated is None else stated

@@ -9,7 +9,6 @@ candidate that has one takes it as its verdict instead of being decided a second
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 from app.policy.caps import exceeded_caps
 from app.policy.channels import channel_order
@@ -24,8 +23,8 @@ from app.policy.model import (
     CustomerState,
     Decision,
     Outcome,
+    Pending,
 )
-from app.policy.priority import rank
 from app.policy.rules import Policy
 from app.policy.settle import settle, without_pending
 from app.policy.verdict import Verdict, decision_of, verdict_of
@@ -47,26 +46,18 @@ def decision_time(record_time: int, clock: int) -> int:
     return clock
 
 
-def decide(
+def decide_candidate(
     state: CustomerState, candidate: Candidate, now: int, policy: Policy, logged: Logged
 ) -> Applied:
-    """Decide one candidate: exactly one decision record, none if it was decided before."""
-    released = release_due(state, now, policy, logged)
-    current = released.kept
-    if already_decided(current, candidate.message_id):
-        return replace(released, repeated=True)
-    current = expire_history(current, now, policy)
-    return released.then(_decide_new(current, candidate, now, policy, logged))
-
-
-def _decide_new(
-    state: CustomerState, candidate: Candidate, now: int, policy: Policy, logged: Logged
-) -> Applied:
+    """Decide one candidate: exactly one decision record, none if it was decided before.
+    (What is due before it is released first, by timeline.decide.)"""
+    if already_decided(state, candidate.message_id):
+        return Applied(state, repeated=True)
+    state = expire_history(state, now, policy)
     published = logged.get(candidate.message_id)
     if published is not None:
-        return settle(
-            without_pending(state, candidate.message_id), candidate, verdict_of(published), policy
-        )
+        current = without_pending(state, candidate.message_id)
+        return settle(current, candidate, verdict_of(published), policy)
     if len(state.decided) >= policy.limits.max_messages_per_customer:
         return _over_limit(state, candidate, now, policy)
     return settle(state, candidate, evaluate(state, candidate, now, policy), policy)
@@ -80,22 +71,15 @@ def _over_limit(state: CustomerState, candidate: Candidate, now: int, policy: Po
     return Applied(state, (decision_of(candidate, verdict, policy),))
 
 
-def release_due(state: CustomerState, now: int, policy: Policy, logged: Logged) -> Applied:
-    """Decide every held candidate whose time has come, best first among equals."""
-    due = sorted(
-        (p for p in state.pending if p.due_at <= now),
-        key=lambda p: (p.due_at, rank(p.candidate, policy)),
-    )
-    applied = Applied(state)
-    for held in due:
-        current = without_pending(applied.kept, held.candidate.message_id)
-        published = logged.get(held.candidate.message_id)
-        if published is not None and published.outcome is not Outcome.DEFERRED:
-            verdict = verdict_of(published)
-        else:
-            verdict = evaluate(current, held.candidate, held.due_at, policy, held.reason)
-        applied = applied.then(settle(current, held.candidate, verdict, policy))
-    return applied
+def release_held(state: CustomerState, held: Pending, policy: Policy, logged: Logged) -> Applied:
+    """A held candidate's time has come: its final decision, as of that time."""
+    current = without_pending(state, held.candidate.message_id)
+    published = logged.get(held.candidate.message_id)
+    if published is not None and published.outcome is not Outcome.DEFERRED:
+        verdict = verdict_of(published)
+    else:
+        verdict = evaluate(current, held.candidate, held.due_at, policy, held.reason)
+    return settle(current, held.candidate, verdict, policy)
 
 
 def evaluate(

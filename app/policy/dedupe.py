@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.policy.history import Expiring
 from app.policy.model import Candidate, CustomerState, evolve
 from app.policy.rules import Policy
 
@@ -22,21 +23,19 @@ def duplicate_of(state: CustomerState, candidate: Candidate, at: int, policy: Po
     return message_id
 
 
-def claim(state: CustomerState, candidate: Candidate, at: int) -> CustomerState:
+def claimed(dedupe: Expiring[str], candidate: Candidate, at: int) -> Expiring[str]:
     """A sent or held candidate owns its dedupe_key for the dedupe window."""
     key = candidate.dedupe_key
-    if not key:
-        return state
-    return evolve(state, dedupe=state.dedupe.put(key, at, candidate.message_id))
+    return dedupe.put(key, at, candidate.message_id) if key else dedupe
 
 
-def unclaim(state: CustomerState, candidate: Candidate) -> CustomerState:
+def unclaimed(dedupe: Expiring[str], candidate: Candidate) -> Expiring[str]:
     """A candidate that did not go out gives its dedupe_key back."""
     key = candidate.dedupe_key
-    entry = state.dedupe.get(key) if key else None
+    entry = dedupe.get(key) if key else None
     if key is None or entry is None or entry[1] != candidate.message_id:
-        return state
-    return evolve(state, dedupe=state.dedupe.remove(key))
+        return dedupe
+    return dedupe.remove(key)
 
 
 def expire_history(state: CustomerState, now: int, policy: Policy) -> CustomerState:

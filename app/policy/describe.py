@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.policy.bounds import CHANGELOG_RECORD_LIMIT, worst_case_state_bytes
+from app.policy.journey_rules import Journey, StepTiming
 from app.policy.rules import CapRule, CategoryRule, Policy
 
 
@@ -30,7 +31,44 @@ def describe_policy(policy: Policy) -> str:
     lines.append(f"  priority: {' > '.join(c.value for c, _ in order)}")
     lines.append(f"  assumed reachable: {', '.join(sorted(policy.assume_reachable)) or 'none'}")
     lines.append(f"  limits per customer: {_limits(policy)}")
+    for journey in policy.journeys:
+        lines += _journey(journey)
     return "\n".join(lines)
+
+
+def _journey(journey: Journey) -> list[str]:
+    """A journey as its story: what starts it, each step and when, what ends it."""
+    per = f"one per {journey.key}" if journey.key else "one per customer"
+    ends = [f"goal {journey.goal} (converted)"] if journey.goal else []
+    ends += [f"{e} (exited)" for e in sorted(journey.exit_on)]
+    ends.append(f"{_duration(journey.max_duration_ms)} after entry (timed out)")
+    lines = [f"  journey {journey.name}: starts on {journey.trigger}, {per}"]
+    for number, step in enumerate(journey.steps, 1):
+        skip = f"; skipped after {', '.join(sorted(step.skip_if))}" if step.skip_if else ""
+        lines.append(
+            f"    {number}. {step.name}: {_when(step.timing, number)} -> {step.template} by "
+            f"{' or '.join(step.channels)} ({step.category.value}, {step.urgency.value}){skip}"
+        )
+    lines.append(f"    ends on: {'; '.join(ends)}")
+    return lines
+
+
+def _when(timing: StepTiming, number: int) -> str:
+    since = "entry" if number == 1 else "the previous step"
+    if timing.after_ms is not None:
+        return (
+            "at once"
+            if timing.after_ms == 0 and number == 1
+            else (f"{_duration(timing.after_ms)} after {since}")
+        )
+    if timing.at_s is not None:
+        day = {0: "the same day as", 1: "the day after"}.get(
+            timing.day_offset, f"{timing.day_offset} days after"
+        )
+        return f"{_clock(timing.at_s)} local on {day} {since}"
+    if timing.before_ms is not None:
+        return f"{_duration(timing.before_ms)} before the trigger's {timing.of}"
+    return f"when {timing.wait_for} arrives, within {_duration(timing.within_ms or 0)}"
 
 
 def _quiet_hours(policy: Policy) -> str:
@@ -66,6 +104,7 @@ def _limits(policy: Policy) -> str:
     return (
         f"{limits.max_messages_per_customer:,} messages per dedupe window, "
         f"{limits.max_pending_per_customer} held ({limits.max_held_bytes:,} bytes), "
-        f"{limits.context_events} recent events; a state stays under {worst:,} bytes "
+        f"{limits.context_events} recent events, {limits.max_journeys_per_customer} journeys "
+        f"live; a state stays under {worst:,} bytes "
         f"(a changelog record takes {CHANGELOG_RECORD_LIMIT:,})"
     )

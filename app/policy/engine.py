@@ -6,7 +6,7 @@ record means is decided here, never by the caller.
 
 from __future__ import annotations
 
-from app.policy.decide import NOTHING_LOGGED, Logged, decide, decision_time, release_due
+from app.policy.decide import NOTHING_LOGGED, Logged, decision_time
 from app.policy.events import delete_customer, on_event, on_profile
 from app.policy.model import (
     Applied,
@@ -18,6 +18,7 @@ from app.policy.model import (
     Outcome,
 )
 from app.policy.rules import Policy
+from app.policy.timeline import decide, release_due
 from app.policy.validate import candidate_problem, event_problem, profile_problem
 from app.policy.valueclass import value
 
@@ -61,7 +62,7 @@ def apply_record(
     if isinstance(record, Due):
         return release_due(state, clock, policy, logged) if state else Applied(None)
     if isinstance(record, ProfileDeleted):
-        return Applied(None, delete_customer(current, clock, policy))
+        return delete_customer(current, clock, policy)
     if isinstance(record, CustomerProfile):
         problem = profile_problem(record)
         return Applied(state, problem=problem) if problem else Applied(on_profile(current, record))

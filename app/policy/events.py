@@ -4,35 +4,36 @@ from __future__ import annotations
 
 from app.policy.bounds import MAX_REMEMBERED_ATTRIBUTES_BYTES, mapping_bytes
 from app.policy.consent import with_consent_event
-from app.policy.decide import Logged, release_due
+from app.policy.decide import Logged
+from app.policy.journeys import on_journey_event
 from app.policy.model import (
     Applied,
     CustomerEvent,
     CustomerProfile,
     CustomerState,
-    Decision,
     Outcome,
+    Transition,
     evolve,
 )
 from app.policy.rules import Policy
 from app.policy.settle import settle
+from app.policy.timeline import release_due
 from app.policy.verdict import Verdict
 
 
 def on_event(
     state: CustomerState, event: CustomerEvent, now: int, policy: Policy, logged: Logged
 ) -> Applied:
-    """Remember a customer event; consent events change what later decisions may do."""
+    """Remember a customer event: consent events change what later decisions may do, and
+    journeys start, go on or end; a step it makes due (a first step, a wait_for) fires now."""
     released = release_due(state, now, policy, logged)
     current = released.kept
     consent = with_consent_event(current.consent, event)
     if consent is not current.consent:
         current = evolve(current, consent=consent)
-    return Applied(
-        remember(current, event, policy.limits.context_events),
-        released.decisions,
-        released.outbound,
-    )
+    moved = on_journey_event(current, event, now, policy, logged)
+    current = remember(moved.kept, event, policy.limits.context_events)
+    return released.then(moved).then(release_due(current, now, policy, logged))
 
 
 def remember(state: CustomerState, event: CustomerEvent, keep: int) -> CustomerState:
@@ -51,9 +52,20 @@ def on_profile(state: CustomerState, profile: CustomerProfile) -> CustomerState:
     return evolve(state, profile=profile)
 
 
-def delete_customer(state: CustomerState, now: int, policy: Policy) -> tuple[Decision, ...]:
-    """The customer is deleted: every candidate still held gets its final decision, cancelled."""
+def delete_customer(state: CustomerState, now: int, policy: Policy) -> Applied:
+    """The customer is deleted: every candidate still held gets its final decision, cancelled,
+    and every journey instance ends."""
     verdict = Verdict(Outcome.CANCELLED, now, reasons=("customer_deleted",))
-    return tuple(
-        settle(state, held.candidate, verdict, policy).decisions[0] for held in state.pending
+    applied = Applied(None)
+    for held in state.pending:
+        settled = settle(state, held.candidate, verdict, policy)
+        applied = Applied(
+            None,
+            applied.decisions + settled.decisions,
+            transitions=applied.transitions + settled.transitions,
+        )
+    ended = tuple(
+        Transition(state.customer_id, i.journey, i.key, "exited", now, reason="customer_deleted")
+        for i in state.journeys
     )
+    return Applied(None, applied.decisions, transitions=applied.transitions + ended)

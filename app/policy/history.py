@@ -12,26 +12,47 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
-from dataclasses import field
 from heapq import merge
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from immutables import Map
 
 from app.policy.units import DAY
-from app.policy.valueclass import value
 
 V = TypeVar("V")
+NO_KEYS: Map[str, None] = Map()
+NO_ENTRIES: Map[str, Any] = Map()
+NO_DAYS: Map[int, Map[str, None]] = Map()
+NO_TIMES: Map[str, tuple[int, ...]] = Map()
 
 
-@value
 class Expiring(Generic[V]):
-    """key -> (time, value); `forget_before` drops a key a day after its time has passed at most."""
+    """key -> (time, value); `forget_before` drops a key a day after its time has passed at most.
 
-    entries: Map[str, tuple[int, V]] = Map()
-    # An index, not content (equal entries are equal, however they were filed):
-    days: Map[int, Map[str, None]] = field(default=Map(), compare=False)  # UTC day -> its keys
-    first_day: int | None = field(default=None, compare=False)  # the oldest day filed
+    A plain class rather than a value dataclass so that the compiler makes it native: its
+    methods are on every decision's path."""
+
+    __slots__ = ("days", "entries", "first_day")
+
+    def __init__(
+        self,
+        entries: Map[str, tuple[int, V]] = NO_ENTRIES,
+        days: Map[int, Map[str, None]] = NO_DAYS,
+        first_day: int | None = None,
+    ) -> None:
+        self.entries = entries
+        # An index, not content (equal entries are equal, however they were filed):
+        self.days = days  # UTC day -> its keys
+        self.first_day = first_day  # the oldest day filed
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expiring) and self.entries == other.entries
+
+    def __hash__(self) -> int:
+        return hash(self.entries)
+
+    def __repr__(self) -> str:
+        return f"Expiring({dict(self.entries)!r})"
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -50,11 +71,10 @@ class Expiring(Generic[V]):
 
     def put(self, key: str, at: int, item: V) -> Expiring[V]:
         day = at // DAY
-        keys = self.days.get(day, Map())
-        first = day if self.first_day is None else min(self.first_day, day)
-        return Expiring(
-            self.entries.set(key, (at, item)), self.days.set(day, keys.set(key, None)), first
-        )
+        keys = self.days.get(day)
+        filed = (NO_KEYS if keys is None else keys).set(key, None)
+        first = day if self.first_day is None or day < self.first_day else self.first_day
+        return Expiring(self.entries.set(key, (at, item)), self.days.set(day, filed), first)
 
     def remove(self, key: str) -> Expiring[V]:
         """The day's filing stays behind; `forget_before` skips keys that no longer belong there."""
@@ -91,12 +111,27 @@ def send_class(channel: str, category: str) -> str:
     return f"{channel}/{category}"
 
 
-@value
 class SendLog:
-    """When each send went out, sorted, per send class (`send_class`)."""
+    """When each send went out, sorted, per send class (`send_class`). A plain class, native
+    when compiled, as Expiring."""
 
-    times: Map[str, tuple[int, ...]] = Map()
-    count: int = 0
+    __slots__ = ("count", "oldest", "times")
+
+    def __init__(
+        self, times: Map[str, tuple[int, ...]] = NO_TIMES, count: int = 0, oldest: int | None = None
+    ) -> None:
+        self.times = times
+        self.count = count
+        self.oldest = oldest  # the earliest send kept: a cheap "is anything stale?"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SendLog) and self.times == other.times
+
+    def __hash__(self) -> int:
+        return hash(self.times)
+
+    def __repr__(self) -> str:
+        return f"SendLog({dict(self.times)!r})"
 
     def __len__(self) -> int:
         return self.count
@@ -104,42 +139,38 @@ class SendLog:
     def add(self, channel: str, category: str, at: int) -> SendLog:
         key = send_class(channel, category)
         times = self.times.get(key, ())
+        oldest = at if self.oldest is None or at < self.oldest else self.oldest
         if not times or times[-1] <= at:
-            return SendLog(self.times.set(key, (*times, at)), self.count + 1)
+            return SendLog(self.times.set(key, (*times, at)), self.count + 1, oldest)
         later = list(times)  # out of time order: rare, and only this class is copied
         insort(later, at)
-        return SendLog(self.times.set(key, tuple(later)), self.count + 1)
+        return SendLog(self.times.set(key, tuple(later)), self.count + 1, oldest)
 
-    def count_between(self, classes: Iterable[str], start: int, end: int) -> int:
-        """Sends of these classes at `start` <= t < `end`."""
+    def count_between(self, classes: frozenset[str], start: int, end: int) -> int:
+        """Sends of these classes at `start` <= t < `end`, looking only at the classes this
+        customer has sends in (most often one or two)."""
         total = 0
-        for key in classes:
-            times = self.times.get(key)
-            if times:
+        for key, times in self.times.items():
+            if key in classes:
                 total += bisect_left(times, end) - bisect_left(times, start)
         return total
 
-    def times_between(self, classes: Iterable[str], start: int, end: int) -> list[int]:
+    def times_between(self, classes: frozenset[str], start: int, end: int) -> list[int]:
         """The send times of these classes at `start` <= t < `end`, in order."""
-        slices = []
-        for key in classes:
-            times = self.times.get(key)
-            if times:
-                slices.append(times[bisect_left(times, start) : bisect_left(times, end)])
+        slices = [
+            times[bisect_left(times, start) : bisect_left(times, end)]
+            for key, times in self.times.items()
+            if key in classes
+        ]
         return list(merge(*slices))
-
-    def oldest(self) -> int | None:
-        return min((times[0] for times in self.times.values() if times), default=None)
 
     def forget_before(self, horizon: int) -> SendLog:
         """Drop sends before `horizon`, a day's worth at a time: a send past it costs only
         memory, and dropping each one as it passes would copy its class every decision."""
-        oldest = self.oldest()
-        if oldest is None or oldest >= horizon - DAY:
+        if self.oldest is None or self.oldest >= horizon - DAY:
             return self
         kept = {k: t[bisect_left(t, horizon) :] for k, t in self.times.items()}
-        kept = {k: t for k, t in kept.items() if t}
-        return SendLog(Map(kept), sum(len(t) for t in kept.values()))
+        return SendLog.decoded({k: t for k, t in kept.items() if t})
 
     def sends(self) -> list[tuple[int, str, str]]:
         """(at, channel, category) of every send, in time order (ties by class)."""
@@ -147,10 +178,14 @@ class SendLog:
         return sorted(out)  # type: ignore[arg-type]
 
     @staticmethod
+    def decoded(times: dict[str, tuple[int, ...]]) -> SendLog:
+        """From sorted times per class, as stored."""
+        oldest = min((t[0] for t in times.values() if t), default=None)
+        return SendLog(Map(times), sum(len(t) for t in times.values()), oldest)
+
+    @staticmethod
     def of(sends: Iterable[tuple[int, str, str]]) -> SendLog:
         grouped: dict[str, list[int]] = {}
-        count = 0
         for at, channel, category in sends:
             grouped.setdefault(send_class(channel, category), []).append(at)
-            count += 1
-        return SendLog(Map({k: tuple(sorted(t)) for k, t in grouped.items()}), count)
+        return SendLog.decoded({k: tuple(sorted(t)) for k, t in grouped.items()})

@@ -67,3 +67,9 @@ def calendar_period(at_ms: int, tz: str, period: str) -> tuple[int, int]:
         iso = moment.isocalendar()
         return iso.year, iso.week
     return moment.year, moment.month
+
+
+def local_clock_on(at_ms: int, tz: str, day_offset: int, seconds: int) -> int:
+    """`seconds` after local midnight, `day_offset` days after the local day of `at_ms`."""
+    day = local(at_ms, tz).date() + timedelta(days=day_offset)
+    return _at_local(day, seconds, tz)

@@ -81,6 +81,9 @@ class Candidate:
     dedupe_key: str | None = None
     expires_at: int | None = None
     payload: Mapping[str, str] = field(default_factory=dict)
+    journey: str = ""  # a journey's step: the journey, its instance's key and the step
+    journey_key: str = ""
+    step: str = ""
 
 
 @value
@@ -96,6 +99,8 @@ class Decision:
     decided_at: int
     category: Category
     release_at: int | None = None
+    journey: str | None = None  # the journey and step the candidate is a step of
+    step: str | None = None
 
 
 @value
@@ -103,6 +108,7 @@ class ContextItem:
     type: str
     at: int
     channel: str | None
+    detail: str | None = None  # what the event was about: a template, an offer
 
 
 @value
@@ -136,6 +142,45 @@ class Pending:
 
 
 @value
+class Instance:
+    """One run of a journey for one customer, kept in the customer's own state."""
+
+    journey: str
+    key: str  # what the trigger's `key` attribute named ("": one instance per customer)
+    entered_at: int
+    step: int  # the index of the next step
+    due_at: int | None  # when that step fires (None: it waits for an event)
+    deadline: int  # when the instance times out (max_duration, or a wait_for's `within`)
+    last_due: int  # when the previous step was due (the trigger's time, first)
+    entry: str  # the trigger's event_id: step message ids are unique per instance
+    seen: frozenset[str] = frozenset()  # event types since entry, of those a skip_if names
+    times: Mapping[str, int] = field(default_factory=dict)  # trigger times `before` counts from
+
+    @property
+    def next_time(self) -> int:
+        return self.deadline if self.due_at is None else min(self.due_at, self.deadline)
+
+
+@value
+class Transition:
+    """A journey instance moved: for the journeys topic and its funnel."""
+
+    customer_id: str
+    journey: str
+    key: str
+    kind: str  # entered, step_<outcome>, step_skipped, exited, converted, timed_out, refused
+    at: int
+    step: str = ""
+    reason: str = ""
+    value: float | None = None  # a goal's worth (the goal event's value attribute)
+
+    @property
+    def transition_id(self) -> str:
+        """The same transition, replayed, has the same id (consumers dedupe by it)."""
+        return f"{self.customer_id}/{self.journey}/{self.key}/{self.step}/{self.kind}@{self.at}"
+
+
+@value
 class ConsentWord:
     """The customer's latest word on one consent scope, from an (un)subscribe event."""
 
@@ -160,11 +205,13 @@ class CustomerState:
     dedupe: Expiring[str] = Expiring()  # dedupe_key -> (claimed_at, message_id)
     pending: tuple[Pending, ...] = ()
     recent: tuple[CustomerEvent, ...] = ()  # newest last
+    journeys: tuple[Instance, ...] = ()  # the live ones
 
     @property
     def next_due(self) -> int | None:
-        """When the earliest held candidate must be looked at again."""
-        return min((p.due_at for p in self.pending), default=None)
+        """When the earliest held candidate or journey step must be looked at again."""
+        held = (p.due_at for p in self.pending)
+        return min((*held, *(i.next_time for i in self.journeys)), default=None)
 
     @property
     def opted_out_categories(self) -> frozenset[str]:
@@ -193,6 +240,7 @@ def evolve(
     dedupe: Expiring[str] | _Keep = KEEP,
     pending: tuple[Pending, ...] | _Keep = KEEP,
     recent: tuple[CustomerEvent, ...] | _Keep = KEEP,
+    journeys: tuple[Instance, ...] | _Keep = KEEP,
 ) -> CustomerState:
     """`dataclasses.replace` for the hot path: the fields named, typed, and no per-call checks."""
     return CustomerState(
@@ -204,6 +252,7 @@ def evolve(
         state.dedupe if dedupe is KEEP else dedupe,
         state.pending if pending is KEEP else pending,
         state.recent if recent is KEEP else recent,
+        state.journeys if journeys is KEEP else journeys,
     )
 
 
@@ -218,6 +267,7 @@ class Applied:
     outbound: tuple[OutboundMessage, ...] = ()
     problem: str | None = None  # the record cannot be used: a dead letter
     repeated: bool = False  # a candidate decided before (a redelivery): nothing new
+    transitions: tuple[Transition, ...] = ()
 
     @property
     def kept(self) -> CustomerState:
@@ -227,10 +277,13 @@ class Applied:
 
     def then(self, later: Applied) -> Applied:
         """This, followed by `later` on its state."""
+        if not (self.decisions or self.outbound or self.transitions):
+            return later  # the common case: nothing was released before
         return Applied(
             later.state,
             self.decisions + later.decisions,
             self.outbound + later.outbound,
             later.problem,
             later.repeated,
+            self.transitions + later.transitions,
         )

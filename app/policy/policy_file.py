@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from app.policy.bounds import CHANGELOG_RECORD_LIMIT, worst_case_state_bytes
-from app.policy.fields import FieldReader, PolicyError
+from app.policy.fields import PolicyError
+from app.policy.journey_file import JourneyReader
 from app.policy.model import CHANNELS, Audience, Category, Urgency
 from app.policy.rules import CapRule, CategoryRule, Limits, Policy, QuietHours
 
@@ -34,6 +35,7 @@ TOP_KEYS = (
     "categories",
     "caps",
     "limits",
+    "journeys",
 )
 CONSENT_DEFAULTS = ("opt_in", "opt_out")
 # What a category does unless its table says otherwise: (bypass_caps, consent)
@@ -74,7 +76,7 @@ def fingerprint(doc: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
-class _PolicyReader(FieldReader):
+class _PolicyReader(JourneyReader):
     def policy(self, doc: Mapping[str, Any]) -> Policy:
         self.table(doc, "", TOP_KEYS)
         channels = self.table(doc, "channels", ("honour_preferred_channel", "assume_reachable"))
@@ -98,6 +100,7 @@ class _PolicyReader(FieldReader):
                 )
             ),
             limits=self.limits(doc),
+            journeys=self.journeys(doc.get("journeys", [])),
         )
 
     def version(self, doc: Mapping[str, Any]) -> str:
@@ -188,6 +191,7 @@ class _PolicyReader(FieldReader):
             "max_held_bytes",
             "max_messages_per_customer",
             "context_events",
+            "max_journeys_per_customer",
         )
         table = self.table(doc, "limits", keys)
         default = Limits()
@@ -200,6 +204,7 @@ class _PolicyReader(FieldReader):
             max_held_bytes=read("max_held_bytes", 1024, 512 * 1024),
             max_messages_per_customer=read("max_messages_per_customer", 10, 100_000),
             context_events=read("context_events", 0, 50),
+            max_journeys_per_customer=read("max_journeys_per_customer", 1, 50),
         )
 
     def check_size(self, policy: Policy) -> None:

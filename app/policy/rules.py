@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from app.policy.history import send_class
+from app.policy.journey_rules import Journey
 from app.policy.model import CHANNELS, DAY, Audience, Category, Urgency
 
 
@@ -53,6 +54,7 @@ class Limits:
     max_held_bytes: int = 64 * 1024  # their size together; beyond: suppressed, pending_limit
     max_messages_per_customer: int = 1000  # decided in the dedupe window; beyond: customer_limit
     context_events: int = 10  # recent events remembered and passed to gateways as context
+    max_journeys_per_customer: int = 10  # live journey instances; beyond: refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class Policy:
     # Channels reachable unless the profile says false; the others need an explicit true.
     assume_reachable: frozenset[str] = frozenset({"email", "messenger"})
     limits: Limits = Limits()
+    journeys: tuple[Journey, ...] = ()
 
     # Derived from the rules above, once, for the hot path:
     history_ms: int = field(default=0, init=False)
@@ -78,7 +81,13 @@ class Policy:
     caps_limiting: Mapping[tuple[str, Category, bool], tuple[CapRule, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-    cap_classes: Mapping[str, tuple[str, ...]] = field(
+    cap_classes: Mapping[str, frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    journey_named: Mapping[str, Journey] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    listening: Mapping[str, tuple[Journey, ...]] = field(  # event type -> the journeys it moves
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -88,6 +97,8 @@ class Policy:
         object.__setattr__(self, "counted_categories", counted)
         object.__setattr__(self, "caps_limiting", caps_limiting(self.caps, self.categories))
         object.__setattr__(self, "cap_classes", cap_classes(self.caps, counted))
+        object.__setattr__(self, "journey_named", {j.name: j for j in self.journeys})
+        object.__setattr__(self, "listening", listening(self.journeys))
 
     def caps_for(self, channel: str, category: Category, per_channel: bool) -> tuple[CapRule, ...]:
         """The caps that can hold back a send of `category` on `channel`."""
@@ -109,10 +120,10 @@ def caps_limiting(
 
 def cap_classes(
     caps: tuple[CapRule, ...], counted: frozenset[Category]
-) -> dict[str, tuple[str, ...]]:
+) -> dict[str, frozenset[str]]:
     """Per cap, the send classes (channel/category) whose sends it counts."""
     return {
-        cap.name: tuple(
+        cap.name: frozenset(
             send_class(channel, category.value)
             for channel in CHANNELS
             for category in Category
@@ -120,6 +131,11 @@ def cap_classes(
         )
         for cap in caps
     }
+
+
+def listening(journeys: tuple[Journey, ...]) -> dict[str, tuple[Journey, ...]]:
+    events = {event for journey in journeys for event in journey.events}
+    return {event: tuple(j for j in journeys if event in j.events) for event in sorted(events)}
 
 
 def history_for(caps: tuple[CapRule, ...]) -> int:

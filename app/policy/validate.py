@@ -9,17 +9,14 @@ from app.policy.model import CHANNELS, DAY, Candidate, CustomerEvent, CustomerPr
 MAX_AGE_MS = 365 * DAY
 MAX_AHEAD_MS = 1 * DAY
 KNOWN_CHANNELS = frozenset(CHANNELS)
+CANDIDATE_IDS = ("customer_id", "message_id", "dedupe_key", "template")
 
 
 def candidate_problem(candidate: Candidate, clock: int) -> str | None:
     """Why this candidate cannot be decided, or None. Checked before `decide`. (A candidate for
     a customer without a profile can be decided: suppressed, unknown_customer.)"""
-    too_long = _too_long(
-        customer_id=candidate.customer_id,
-        message_id=candidate.message_id,
-        dedupe_key=candidate.dedupe_key or "",
-        template=candidate.template,
-    )
+    texts = (candidate.customer_id, candidate.message_id, candidate.dedupe_key or "")
+    too_long = _too_long(CANDIDATE_IDS, (*texts, candidate.template))
     if too_long:
         return too_long
     if not candidate.channels:
@@ -37,7 +34,7 @@ def candidate_problem(candidate: Candidate, clock: int) -> str | None:
 def event_problem(event: CustomerEvent, clock: int) -> str | None:
     if not event.type:
         return "type is empty"
-    too_long = _too_long(customer_id=event.customer_id, event_id=event.event_id)
+    too_long = _too_long(("customer_id", "event_id"), (event.customer_id, event.event_id))
     if too_long or len(event.type.encode()) > MAX_TYPE_BYTES:
         return too_long or f"type is longer than {MAX_TYPE_BYTES} bytes"
     if event.channel is not None and event.channel not in CHANNELS:
@@ -46,7 +43,7 @@ def event_problem(event: CustomerEvent, clock: int) -> str | None:
 
 
 def profile_problem(profile: CustomerProfile) -> str | None:
-    too_long = _too_long(customer_id=profile.customer_id)
+    too_long = _too_long(("customer_id",), (profile.customer_id,))
     if too_long:
         return too_long
     if not is_valid_timezone(profile.timezone):
@@ -68,9 +65,9 @@ def time_problem(field: str, at: int, clock: int) -> str | None:
     return None
 
 
-def _too_long(**texts: str) -> str | None:
+def _too_long(names: tuple[str, ...], texts: tuple[str, ...]) -> str | None:
     """Identifiers are remembered per customer, so each has a bound (see bounds.py)."""
-    for name, text in texts.items():
-        if len(text.encode()) > MAX_ID_BYTES:
+    for name, text in zip(names, texts, strict=True):
+        if len(text) * 4 > MAX_ID_BYTES and len(text.encode()) > MAX_ID_BYTES:
             return f"{name} is longer than {MAX_ID_BYTES} bytes: use a shorter identifier"
     return None

@@ -28,6 +28,8 @@ def decision_of(candidate: Candidate, verdict: Verdict, policy: Policy) -> Decis
         decided_at=verdict.at,
         category=candidate.category,
         release_at=verdict.release_at,
+        journey=candidate.journey or None,
+        step=candidate.step or None,
     )
 
 

@@ -174,7 +174,7 @@ def _parts(
     cache = StateCache(settings.state_cache_customers)
     metrics.watch_state_cache(cache)
     observer = Observer(metrics)
-    encoder = OutputEncoder(settings.topics, schemas, now_ms)
+    encoder = OutputEncoder(settings.topics, schemas, now_ms, policy.version)
     attempts_file = None if in_memory else settings.data_dir / "attempts.bin"
     return Parts(
         topics=settings.topics,

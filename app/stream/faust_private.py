@@ -12,6 +12,7 @@ from typing import Any
 import rocksdict
 from aiokafka.consumer.consumer import AIOKafkaConsumer
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -33,6 +34,7 @@ REQUIRED: list[tuple[Any, str]] = [
     (AIOKafkaConsumerThread, "_create_worker_consumer"),
     (AIOKafkaConsumerThread, "_consumer"),
     (Recovery, "_build_highwaters"),
+    (TableManager, "_recovery"),
     (FlowControlQueue, "in_pressure_high_state"),
 ]
 

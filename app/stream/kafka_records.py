@@ -17,10 +17,11 @@ from app.codecs.records import (
     event_from_dict,
     outbound_to_dict,
     profile_from_dict,
+    transition_to_dict,
 )
 from app.config import TopicNames
 from app.policy.engine import Input, ProfileDeleted
-from app.policy.model import Decision, OutboundMessage
+from app.policy.model import Decision, OutboundMessage, Transition
 from app.stream.io import OutRecord
 
 
@@ -88,9 +89,13 @@ class InputDecoder:
 class OutputEncoder:
     """The core's results as the records of Tact's output topics."""
 
-    def __init__(self, topics: TopicNames, schemas: Schemas, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, topics: TopicNames, schemas: Schemas, clock: Callable[[], int], policy_version: str
+    ) -> None:
         self.topics = topics
         self.clock = clock
+        self.policy_version = policy_version
+        self.transition_codec = schemas["tact.JourneyTransition"]
         self.decision_codec = schemas["tact.Decision"]
         self.outbound_codec = schemas["tact.OutboundMessage"]
         self.dead_letter_codec = schemas["tact.DeadLetter"]
@@ -103,6 +108,10 @@ class OutputEncoder:
         value = self.outbound_codec.encode(outbound_to_dict(message))
         topic = self.topics.outbound[message.channel]
         return OutRecord(topic, partition, message.customer_id.encode(), value)
+
+    def transition(self, partition: int, transition: Transition) -> OutRecord:
+        value = self.transition_codec.encode(transition_to_dict(transition, self.policy_version))
+        return OutRecord(self.topics.journeys, partition, transition.customer_id.encode(), value)
 
     def dead_letter(self, topic: str, partition: int, record: RawRecord, error: str) -> OutRecord:
         """The original bytes (cut to fit a produce request) with the error and where it was."""

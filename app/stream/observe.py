@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 
 from app.clock import now_ms
 from app.metrics import Metrics
+from app.policy.model import Transition
 from app.policy.reasons import reason_label
+from app.stream.holding import Holding
 
 if TYPE_CHECKING:
     from app.stream.partition import PartitionRun
@@ -43,6 +45,7 @@ class Observer:
                     decisions[d.outcome.value, reason, d.channel or "", d.category.value] += 1
                     m.decision_lag.observe(max(now - d.decided_at, 0) / 1000)
                 channels.update(message.channel for message in applied.outbound)
+                self._count_journeys(applied.transitions)
         for labels, count in decisions.items():
             m.decisions.labels(*labels).inc(count)
         for channel, count in channels.items():
@@ -57,12 +60,23 @@ class Observer:
         m.duplicates_ignored.inc(run.repeated)
         m.released.inc(run.released)
 
-    def on_held(self, partition: int, held: int) -> None:
-        self.metrics.deferred_backlog.labels(str(partition)).set(held)
+    def on_holding(self, partition: int, holding: Holding) -> None:
+        self.metrics.deferred_backlog.labels(str(partition)).set(holding.held)
+        for journey, live in holding.live.items():
+            self.metrics.journey_instances.labels(journey, str(partition)).set(live)
 
-    def on_revoked(self, partition: int) -> None:
+    def on_revoked(self, partition: int, holding: Holding) -> None:
         with contextlib.suppress(KeyError):
             self.metrics.deferred_backlog.remove(str(partition))
+        for journey in holding.live:
+            with contextlib.suppress(KeyError):
+                self.metrics.journey_instances.remove(journey, str(partition))
+
+    def _count_journeys(self, transitions: tuple[Transition, ...]) -> None:
+        for t in transitions:
+            self.metrics.journey_transitions.labels(t.journey, t.step, t.kind).inc()
+            if t.value is not None:
+                self.metrics.journey_goal_value.labels(t.journey).inc(t.value)
 
     def on_assigned(self, partitions: int) -> None:
         self.metrics.assigned_partitions.set(partitions)

@@ -206,8 +206,9 @@ class Processor:
             for partition in leaving:
                 self.assigned.discard(partition)
                 self.refused.discard(partition)
-                if self.owned.pop(partition, None) is not None:
-                    self.parts.observer.on_revoked(partition)
+                owned = self.owned.pop(partition, None)
+                if owned is not None:
+                    self.parts.observer.on_revoked(partition, owned.holding)
 
     def _new_run(self, partition: int) -> PartitionRun:
         owned = self.owned[partition]
@@ -240,8 +241,8 @@ class Processor:
         for partition, (recovered, positions) in sorted(found.items()):
             if partition in self.refused:
                 continue
-            held = count_held(p.store, partition)
-            self.owned[partition] = Owned(recovered, positions, inputs[partition], held)
+            holding = count_held(p.store, partition)
+            self.owned[partition] = Owned(recovered, positions, inputs[partition], holding)
             runs.append(self._reflecting_stored_state(partition))
         await p.writer.write(runs, self.owned)  # also stores the first checkpoint of a partition
         for partition in restarted:

@@ -38,6 +38,7 @@ class Recovered:
     decisions: dict[str, Decision] = field(default_factory=dict)  # the latest per message_id
     sent: dict[str, OutboundMessage] = field(default_factory=dict)
     dead_letters: set[DeadLetterSource] = field(default_factory=set)
+    transitions: set[str] = field(default_factory=set)  # transition_id
     # per output topic: what was read back and is not in the state yet -> its offset
     unapplied: dict[str, dict[Hashable, int]] = field(default_factory=dict)
     logged: dict[str, Decision] = field(default_factory=dict)  # for the core: see `published`
@@ -65,13 +66,15 @@ class Recovered:
 
     def unpublished(self, applied: Applied) -> Applied:
         """The result without the records that are on their topics already."""
-        if not self.logged:
+        if not self.logged and not self.transitions:
             return applied
         decisions = tuple(d for d in applied.decisions if not self._on_topic(d))
         outbound = tuple(m for m in applied.outbound if m.message_id not in self.sent)
+        moved = tuple(t for t in applied.transitions if t.transition_id not in self.transitions)
         self.not_repeated["decision"] += len(applied.decisions) - len(decisions)
         self.not_repeated["outbound"] += len(applied.outbound) - len(outbound)
-        return replace(applied, decisions=decisions, outbound=outbound)
+        self.not_repeated["transition"] += len(applied.transitions) - len(moved)
+        return replace(applied, decisions=decisions, outbound=outbound, transitions=moved)
 
     def _on_topic(self, decision: Decision) -> bool:
         latest = self.decisions.get(decision.message_id)
@@ -93,10 +96,15 @@ class Recovered:
                 self._applied(decision.message_id)
 
     def mark_passed(self, partition: int, inputs: Mapping[str, int]) -> None:
-        """Dead letters whose input record is behind the input position will not come again."""
+        """Dead letters whose input record is behind the input position will not come again.
+        Transitions read back are kept from going twice while this worker owns the partition;
+        the checkpoint passes them at once (a transition can repeat, with its transition_id,
+        only if the worker dies twice before the replay reaches it)."""
         for source in [s for s in self.dead_letters if s[1] == partition]:
             if source[2] < inputs.get(source[0], 0):
                 self._applied(source)
+        for transition_id in self.transitions:
+            self._applied(("transition", transition_id))
 
     def _applied(self, identity: Hashable) -> None:
         for pending in self.unapplied.values():
@@ -194,6 +202,10 @@ def _read_one(
         message = outbound_from_dict(schemas["tact.OutboundMessage"].decode(record.value))
         recovered.sent[message.message_id] = message
         return message.message_id
+    if topic == topics.journeys:
+        transition_id = schemas["tact.JourneyTransition"].decode(record.value)["transition_id"]
+        recovered.transitions.add(transition_id)
+        return ("transition", transition_id)
     letter = schemas["tact.DeadLetter"].decode(record.value)
     source = (letter["source_topic"], letter["source_partition"], letter["source_offset"])
     recovered.dead_letters.add(source)

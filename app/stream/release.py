@@ -9,6 +9,7 @@ worker takes its other input between chunks: 09:00 for a whole time zone does no
 from __future__ import annotations
 
 from app.codecs.state import decode_state
+from app.stream.holding import Holding
 from app.stream.store import (
     DUE_PREFIX,
     PartitionStore,
@@ -33,10 +34,11 @@ def due_customers(
     return due
 
 
-def count_held(store: PartitionStore, partition: int) -> int:
-    """Candidates held in this partition: read once when the partition is assigned."""
-    held = 0
+def count_held(store: PartitionStore, partition: int) -> Holding:
+    """Candidates held and journey instances live in this partition (every customer with either
+    has a release key): read once when the partition is assigned."""
+    holding = Holding()
     for key in store.keys(partition, DUE_PREFIX, DUE_PREFIX + b"\xff"):
         raw = store.get(partition, state_key(customer_of_due_key(key)))
-        held += len(decode_state(raw).pending) if raw else 0
-    return held
+        holding.add(decode_state(raw) if raw else None, +1)
+    return holding

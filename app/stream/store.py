@@ -25,6 +25,7 @@ from app.codecs.state import decode_state, encode_state
 from app.policy.model import CustomerState
 from app.stream import faust_private
 from app.stream.cache import StateCache
+from app.stream.holding import Holding
 from app.stream.io import OutRecord, RecordIO
 
 STATE_PREFIX = b"c/"
@@ -112,9 +113,10 @@ class Transaction:
                     changes[due_key(due_after, customer_id)] = b""
         return changes
 
-    def held_change(self) -> int:
-        """How many more candidates are held than before the run (the backlog gauge)."""
-        return sum(_held(self.states[c]) - _held(self.before[c]) for c in self.changed)
+    def count_change(self, holding: Holding) -> None:
+        """What the run changed in the partition's held candidates and live journeys."""
+        for customer_id in self.changed:
+            holding.change(self.before[customer_id], self.states[customer_id])
 
     def remember_written(self) -> None:
         """After a durable write: cache what it wrote for customers who had a state before it.
@@ -129,10 +131,6 @@ class Transaction:
 
 def _next_due(state: CustomerState | None) -> int | None:
     return state.next_due if state is not None else None
-
-
-def _held(state: CustomerState | None) -> int:
-    return len(state.pending) if state is not None else 0
 
 
 class TableStore:

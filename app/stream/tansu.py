@@ -32,7 +32,7 @@ def fenced_table_manager(fence: Fence) -> type[TableManager]:
 
     class FencedTableManager(TableManager):
         @property
-        def recovery(self) -> Recovery:
+        def recovery(self) -> Recovery:  # Faust's own property, over its _recovery
             if self._recovery is None:
                 self._recovery = FencedRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
             return self._recovery

@@ -1,5 +1,6 @@
 """Making runs durable, in Tact's one order:
-  1. publish the outputs (outbound messages, decisions, dead letters) and wait for every ack;
+  1. publish the outputs (outbound messages, decisions, journey transitions, dead letters) and
+     wait for every ack;
   2. write the changed states, the release index and the checkpoint (output offsets and input
      positions): the changelog, then RocksDB;
   3. (the agent) commit the input offsets, in the background.
@@ -13,12 +14,13 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgpack
 
 from app.policy.bounds import CHANGELOG_RECORD_LIMIT
 from app.stream.cache import StateCache
+from app.stream.holding import Holding
 from app.stream.io import OutRecord, RecordIO
 from app.stream.kafka_records import OutputEncoder
 from app.stream.observe import Observer
@@ -36,7 +38,7 @@ class Owned:
     recovered: Recovered
     outputs: dict[str, int]  # next offset of each output topic
     inputs: dict[str, int]  # next input offset of each input topic
-    held: int = 0  # candidates held (the backlog gauge)
+    holding: Holding = field(default_factory=Holding)  # the gauges of what it holds
 
 
 class Writer:
@@ -104,6 +106,7 @@ class Writer:
             for applied in work.results:
                 records += [self.encoder.decision(run.partition, d) for d in applied.decisions]
                 records += [self.encoder.outbound(run.partition, m) for m in applied.outbound]
+                records += [self.encoder.transition(run.partition, t) for t in applied.transitions]
         for letter in run.dead_letters:
             records.append(
                 self.encoder.dead_letter(letter.topic, run.partition, letter.record, letter.error)
@@ -119,8 +122,8 @@ class Writer:
     def _took(self, run: PartitionRun, owned: Owned) -> None:
         run.transaction.remember_written()
         owned.inputs = run.inputs
-        owned.held += run.transaction.held_change()
-        self.observer.on_held(run.partition, owned.held)
+        run.transaction.count_change(owned.holding)
+        self.observer.on_holding(run.partition, owned.holding)
 
     def reached(self, point: str) -> None:
         """A named point between the durable steps: crash tests stop the worker there."""

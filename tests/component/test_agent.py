@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -12,7 +13,8 @@ from app.codecs.avro import Schemas
 from app.codecs.state import decode_state, encode_state
 from app.config import Settings
 from app.policy.history import Expiring, SendLog
-from app.policy.model import Outcome
+from app.policy.model import CustomerState, Outcome
+from app.policy.policy_file import load_policy
 from app.stream.app import build_app
 from app.stream.consumer import Fetch, InputRun
 from app.stream.io import TailRecord
@@ -66,7 +68,7 @@ def app():
     return component_app()
 
 
-def component_app(state_cache_customers=0, io=None, store=None):
+def component_app(state_cache_customers=0, io=None, store=None, policy=None):
     """An app on in-memory stores that owns partition 0, its clock stopped at T0."""
     settings = Settings(
         store="memory://",
@@ -75,7 +77,7 @@ def component_app(state_cache_customers=0, io=None, store=None):
         metrics_port=0,
         state_cache_customers=state_cache_customers,
     )
-    app = build_app(settings, io=io, store=store)
+    app = build_app(settings, io=io, store=store, policy=policy)
     app.processor.parts.clock = lambda: T0
     app.processor.assign([0])
     return app
@@ -158,13 +160,13 @@ async def test_held_candidate_is_indexed_and_released_by_the_timer_path(app):
     [deferred] = decisions(app)
     assert deferred["outcome"] == "deferred" and deferred["release_at"] == at(20)
     assert app.processor.parts.store.get(0, due_key(at(20), "c1")) == b""
-    assert app.processor.owned[0].held == 1
+    assert app.processor.owned[0].holding.held == 1
     app.processor.parts.clock = lambda: at(20) + 500
     app.processor.assign([0])
     assert await app.processor.release_due() == 1
     assert [d["outcome"] for d in decisions(app)] == ["deferred", "sent"]
     assert app.processor.parts.store.get(0, due_key(at(20), "c1")) is None
-    assert app.processor.owned[0].held == 0
+    assert app.processor.owned[0].holding.held == 0
     registry = app.processor.parts.observer.metrics.registry
     assert registry.get_sample_value("tact_released_candidates_total") == 1
     sent = {"outcome": "sent", "reason": "", "channel": "email", "category": "promo"}
@@ -371,3 +373,45 @@ async def test_a_record_the_core_fails_on_becomes_a_dead_letter_and_the_run_goes
     registry = app.processor.parts.observer.metrics.registry
     labels = {"topic": topics.candidates, "kind": "failed"}
     assert registry.get_sample_value("tact_dead_letters_total", labels) == 1
+
+
+def journey_event(event_id, kind, **attributes):
+    return SCHEMAS["tact.CustomerEvent"].encode(
+        {
+            "event_id": event_id,
+            "customer_id": "c1",
+            "type": kind,
+            "occurred_at": T0,
+            "channel": None,
+            "attributes": attributes,
+        }
+    )
+
+
+def transitions(app):
+    codec = SCHEMAS["tact.JourneyTransition"]
+    values = app.io.values(app.tact_settings.topics.journeys)
+    return [(t["transition"], t["step"]) for t in (codec.decode(v) for v in values)]
+
+
+async def test_journey_transitions_are_published_once_even_when_replayed_after_a_crash():
+    policy = load_policy(Path(__file__).parents[2] / "deploy" / "policies" / "journeys.toml")
+    app = component_app(policy=policy)
+    topics = app.tact_settings.topics
+    submitted = journey_event("e1", "application_submitted", application_id="A1")
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.events, 0, submitted)
+    assert transitions(app) == [("entered", None), ("step_sent", "confirm")]
+    assert [(d["journey"], d["step"]) for d in decisions(app)] == [("loan_application", "confirm")]
+    store = app.processor.parts.store
+    store.partitions[0][state_key("c1")] = encode_state(CustomerState("c1"))  # as if lost...
+    store.partitions[0][CHECKPOINT_KEY] = msgpack.packb({t: 0 for t in topics.outputs})
+    restarted = component_app(io=app.io, store=store, policy=policy)
+    async with restarted.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.events, 0, submitted)  # ...and the event read again
+    assert transitions(app) == [("entered", None), ("step_sent", "confirm")]
+    assert len(app.io.values(topics.outbound["sms"])) == 1 and len(decisions(app)) == 1
+    [live] = decode_state(store.get(0, state_key("c1"))).journeys
+    assert (live.journey, live.key, live.step) == ("loan_application", "A1", 1)

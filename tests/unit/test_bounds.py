@@ -143,8 +143,8 @@ def test_expiring_keys_are_dropped_a_whole_day_at_a_time():
 def test_the_send_log_counts_windows_and_keeps_late_sends_in_order():
     log = SendLog().add("email", "promo", T0).add("sms", "promo", T0 + 10)
     log = log.add("email", "promo", T0 - 5)  # out of time order
-    classes = ("email/promo", "sms/promo")
+    classes = frozenset({"email/promo", "sms/promo"})
     assert log.count_between(classes, T0 - 5, T0 + 11) == 3
-    assert log.count_between(("email/promo",), T0 - 4, T0 + 11) == 1
+    assert log.count_between(frozenset({"email/promo"}), T0 - 4, T0 + 11) == 1
     assert log.times_between(classes, T0 - 10, T0 + 20) == [T0 - 5, T0, T0 + 10]
     assert [s[0] for s in log.sends()] == [T0 - 5, T0, T0 + 10] and len(log) == 3

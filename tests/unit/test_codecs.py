@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
 import struct
+from pathlib import Path
+from typing import Any
 
+import fastavro
 import msgpack
 import pytest
 
@@ -141,3 +146,63 @@ def test_time_without_offset_is_refused():
 def test_missing_field_names_it():
     with pytest.raises(RecordError, match="missing field 'template'"):
         candidate_from_dict({k: v for k, v in CANDIDATE.items() if k != "template"})
+
+
+BEFORE_JOURNEYS = Path(__file__).parents[1] / "fixtures" / "schemas-before-journeys"
+
+
+def _journey_records() -> tuple[dict[str, Any], dict[str, Any]]:
+    from app.simulate import replay
+    from tests.unit.test_journeys import POLICY, ev
+
+    records = [
+        state().profile,
+        ev(1, "email_opened", T0 - 60_000, template="loan.intro"),
+        ev(2, "application_submitted", T0, application_id="A1"),
+    ]
+    result = replay(enumerate(records, 1), POLICY, T0)
+    return decision_to_dict(result.decisions[0]), outbound_to_dict(result.outbound[0])
+
+
+@pytest.mark.parametrize("name", ["Decision", "OutboundMessage"])
+def test_records_written_before_journeys_are_read_now_and_the_reverse(name):
+    """Schemas change backward compatibly: an old writer's record reads with today's schema,
+    and today's record reads with the old schema (consumers not yet upgraded)."""
+    old = fastavro.parse_schema(json.loads((BEFORE_JOURNEYS / f"{name}.avsc").read_text()))
+    new = fastavro.parse_schema(json.loads((Path("schemas") / f"{name}.avsc").read_text()))
+    decision, message = _journey_records()
+    record = decision if name == "Decision" else message
+    assert record.get("journey") == "loan_application" or record["context"][0]["detail"]
+    as_old = {k: v for k, v in record.items() if k in {f["name"] for f in old["fields"]}}
+    if name == "OutboundMessage":
+        as_old["context"] = [
+            {k: v for k, v in c.items() if k != "detail"} for c in record["context"]
+        ]
+    read_new = _through(as_old, old, new)
+    if name == "Decision":  # the fields journeys added take their defaults
+        assert read_new["journey"] is None and read_new["step"] is None
+    else:
+        assert [c["detail"] for c in read_new["context"]] == [None] * len(record["context"])
+    read_old = _through(record, new, old)
+    assert set(read_old) == {f["name"] for f in old["fields"]}
+    for unchanged in ("message_id", "customer_id"):
+        assert read_new[unchanged] == read_old[unchanged] == record[unchanged]
+
+
+def _through(record: dict[str, Any], writer: Any, reader: Any) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, writer, record)
+    buffer.seek(0)
+    read: dict[str, Any] = fastavro.schemaless_reader(buffer, writer, reader)
+    return read
+
+
+def test_old_schemas_unchanged_apart_from_added_fields_with_defaults():
+    for old_file in BEFORE_JOURNEYS.glob("*.avsc"):
+        old = json.loads(old_file.read_text())
+        new = json.loads((Path("schemas") / old_file.name).read_text())
+        old_fields = {f["name"]: f for f in old["fields"]}
+        new_fields = {f["name"]: f for f in new["fields"]}
+        assert set(old_fields) <= set(new_fields), old_file.name
+        for added in set(new_fields) - set(old_fields):
+            assert "default" in new_fields[added], f"{old_file.name}: {added} needs a default"

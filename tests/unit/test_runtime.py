@@ -26,7 +26,7 @@ def test_the_core_runs_wholly_compiled_or_wholly_interpreted() -> None:
     """With a C compiler the install compiles every module; without one, none (setup.py)."""
     modes = compiled_modules()
     assert len(set(modes.values())) == 1, f"a partial build: {modes}"
-    from app.policy.decide import decide
+    from app.policy.timeline import decide
 
     assert isinstance(decide, FunctionType) is not all(modes.values())
 

@@ -166,3 +166,50 @@ def test_a_replay_in_another_process_gives_byte_identical_decisions_and_states(t
         outputs.append((out.read_bytes(), state.read_bytes()))
     assert outputs[0] == outputs[1]
     assert outputs[0][0].count(b"\n") > 1000  # a real replay, with many decisions
+
+
+def test_journeys_replay_with_their_transitions(tmp_path):
+    lines = [
+        LINES[0],
+        {
+            "kind": "event",
+            "event_id": "e7",
+            "customer_id": "c1",
+            "type": "application_submitted",
+            "occurred_at": "2026-11-20T10:00:00Z",
+            "attributes": {"application_id": "A7"},
+        },
+        {
+            "kind": "event",
+            "event_id": "e8",
+            "customer_id": "c1",
+            "type": "application_withdrawn",
+            "occurred_at": "2026-11-20T11:00:00Z",
+            "attributes": {"application_id": "A7"},
+        },
+    ]
+    journeys = tmp_path / "journeys.jsonl"
+    decisions, _ = run(
+        tmp_path,
+        lines,
+        "--policy",
+        "deploy/policies/journeys.toml",
+        "--journeys-out",
+        str(journeys),
+        "--state-out",
+        str(tmp_path / "state.json"),
+        "--until",
+        "2026-11-30T00:00:00Z",
+    )
+    assert [(d["journey"], d["step"], d["outcome"]) for d in decisions] == [
+        ("loan_application", "confirm", "sent")
+    ]
+    moved = [json.loads(line) for line in journeys.read_text().splitlines()]
+    assert [(t["transition"], t["step"], t["at"]) for t in moved] == [
+        ("entered", None, "2026-11-20T10:00:00.000Z"),
+        ("step_sent", "confirm", "2026-11-20T10:00:00.000Z"),
+        ("exited", None, "2026-11-20T11:00:00.000Z"),
+    ]
+    assert moved[2]["reason"] == "journey_exit:application_withdrawn"
+    assert moved[0]["policy_version"].startswith("journeys-1+")
+    assert json.loads((tmp_path / "state.json").read_text())["c1"]["journeys"] == []
