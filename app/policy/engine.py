@@ -50,6 +50,12 @@ def record_time(record: Input) -> int | None:
     return None
 
 
+def decided_at(record: Input, clock: int) -> int:
+    """The time the core decides this record at (the clock, for a record without a time)."""
+    at = record_time(record)
+    return clock if at is None else decision_time(at, clock)
+
+
 def apply_record(
     state: CustomerState | None,
     record: Input,
@@ -70,11 +76,11 @@ def apply_record(
         problem = event_problem(record, clock)
         if problem:
             return Applied(state, problem=problem)
-        return on_event(current, record, decision_time(record.occurred_at, clock), policy, logged)
+        return on_event(current, record, decided_at(record, clock), policy, logged)
     problem = candidate_problem(record, clock)
     if problem:
         return Applied(state, problem=problem)
-    return decide(current, record, decision_time(record.created_at, clock), policy, logged)
+    return decide(current, record, decided_at(record, clock), policy, logged)
 
 
 def reflects(state: CustomerState | None, decision: Decision) -> bool:

@@ -68,7 +68,7 @@ class JourneyReader(FieldReader):
             max_duration_ms=self.bounded_duration(
                 item.get("max_duration", "30d"),
                 f"{path}.max_duration",
-                "1m",
+                "10s",
                 "90d",
                 "an instance lives this long at most",
             ),

@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from app.policy.engine import Due, Input, apply_record
+from app.policy.engine import Due, Input, apply_record, decided_at, record_time
 from app.policy.model import Applied
 from app.policy.rules import Policy
 from app.stream.kafka_records import InputDecoder, RawRecord, Unusable
@@ -59,6 +59,7 @@ class PartitionRun:
         self.read: Counter[str] = Counter()  # input records per topic
         self.repeated = 0  # candidates decided before (redelivered)
         self.released = 0  # decisions made because a held candidate's time came
+        self.watermark = 0  # the latest time an input of this run was decided at
 
     def apply(self, topic: str, record: RawRecord, clock: int) -> None:
         self.read[topic] += 1
@@ -89,6 +90,8 @@ class PartitionRun:
             self.dead_letter(*source, applied.problem, "invalid")
             return None
         self.repeated += applied.repeated
+        if source is not None and record_time(item) is not None:  # a profile has no time
+            self.watermark = max(self.watermark, decided_at(item, clock))
         self.transaction.put(item.customer_id, applied.state)
         work = self.work.setdefault(item.customer_id, CustomerWork())
         work.results.append(self.recovered.unpublished(applied))

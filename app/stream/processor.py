@@ -72,6 +72,9 @@ class Parts:
     failpoint: str = ""  # "poison:<text>": die like a crash applying a record containing text
     on_refused: Callable[[set[int]], Any] = lambda partitions: None  # stop fetching them
     on_reset: Callable[[set[int]], Awaitable[Any]] | None = None  # read them from the start
+    # The end of an input partition's log as the last fetch saw it (None: not fetched yet);
+    # without a consumer (tests), every log counts as read to its end.
+    log_end: Callable[[str, int], int | None] = lambda topic, partition: 0
 
 
 class Processor:
@@ -179,14 +182,27 @@ class Processor:
     def _release_chunk(self, clock: int) -> tuple[list[PartitionRun], bool]:
         runs, more = [], False
         for partition in sorted(self.owned):
-            due = due_customers(self.parts.store, partition, clock, RELEASE_CHUNK)
+            until = self._release_until(partition, clock)
+            due = due_customers(self.parts.store, partition, until, RELEASE_CHUNK)
             more |= len(due) == RELEASE_CHUNK
             if due:
                 run = self._new_run(partition)
                 for customer_id, due_at in due:
-                    run.apply_due(customer_id, due_at, clock)
+                    run.apply_due(customer_id, due_at, until)
                 runs.append(run)
         return runs, more
+
+    def _release_until(self, partition: int, clock: int) -> int:
+        """The wall clock once the partition's input is read to the end of its logs; while
+        input still waits (after a restart, under load), only up to the latest time read, so
+        nothing is released ahead of an event from before its time that a replay would apply
+        first (an exit, a goal, an unsubscribe)."""
+        owned = self.owned[partition]
+        for topic in self.parts.topics.inputs:
+            end = self.parts.log_end(topic, partition)
+            if end is None or owned.inputs.get(topic, 0) < end:
+                return min(clock, owned.watermark)
+        return clock
 
     async def close(self) -> None:
         """Wait for the batch in flight, then take no more: the worker is stopping."""

@@ -39,6 +39,7 @@ class Owned:
     outputs: dict[str, int]  # next offset of each output topic
     inputs: dict[str, int]  # next input offset of each input topic
     holding: Holding = field(default_factory=Holding)  # the gauges of what it holds
+    watermark: int = 0  # the latest time of an input decided since this worker took it
 
 
 class Writer:
@@ -122,6 +123,7 @@ class Writer:
     def _took(self, run: PartitionRun, owned: Owned) -> None:
         run.transaction.remember_written()
         owned.inputs = run.inputs
+        owned.watermark = max(owned.watermark, run.watermark)
         run.transaction.count_change(owned.holding)
         self.observer.on_holding(run.partition, owned.holding)
 
