@@ -31,6 +31,7 @@ class Metrics:
         self._flow(self.registry)
         self._timing(self.registry)
         self._holding(self.registry)
+        self._journeys(self.registry)
 
     def _flow(self, r: CollectorRegistry) -> None:
         self.records_in = Counter(
@@ -53,19 +54,6 @@ class Metrics:
             "Input records sent to the dead-letter topic, by topic and kind (undecodable, "
             "wrong_key, invalid, failed, poison, state_limit)",
             ["topic", "kind"],
-            registry=r,
-        )
-        self.journey_transitions = Counter(
-            "tact_journey_transitions",
-            "Journey instance transitions (entered, step_<outcome>, step_skipped, exited, "
-            "converted, timed_out, refused), by journey and step",
-            ["journey", "step", "transition"],
-            registry=r,
-        )
-        self.journey_goal_value = Counter(
-            "tact_journey_goal_value",
-            "The sum of the goal events' value attribute (what the journey brought), by journey",
-            ["journey"],
             registry=r,
         )
         self.released = Counter(
@@ -105,6 +93,21 @@ class Metrics:
             "release time) to the decision being durable",
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+
+    def _journeys(self, r: CollectorRegistry) -> None:
+        self.journey_transitions = Counter(
+            "tact_journey_transitions",
+            "Journey instance transitions (entered, step_<outcome>, step_skipped, exited, "
+            "converted, timed_out, refused), by journey and step",
+            ["journey", "step", "transition"],
+            registry=r,
+        )
+        self.journey_goal_value = Counter(
+            "tact_journey_goal_value",
+            "The sum of the goal events' value attribute (what the journey brought), by journey",
+            ["journey"],
+            registry=r,
         )
 
     def _holding(self, r: CollectorRegistry) -> None:

@@ -192,16 +192,8 @@ def _parts(
         failpoint=settings.failpoint,
         on_refused=app.pause_inputs,
         on_reset=app.read_inputs_from_start,
-        **({} if in_memory else {"log_end": _log_end(app)}),
+        **({} if in_memory else {"log_end": lambda t, p: app.consumer.highwater(TP(t, p))}),
     )
-
-
-def _log_end(app: TactApp) -> Callable[[str, int], int | None]:
-    def log_end(topic: str, partition: int) -> int | None:
-        end: int | None = app.consumer.highwater(TP(topic, partition))
-        return end
-
-    return log_end
 
 
 def _faust_settings(settings: Settings, io: RecordIO) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from app.stream.log_reset import logs_behind
 from app.stream.observe import Observer
 from app.stream.partition import PartitionRun
 from app.stream.recovery import read_checkpoint, recover_partitions
-from app.stream.release import RELEASE_CHUNK, count_held, due_customers
+from app.stream.release import RELEASE_CHUNK, count_held, due_customers, release_until
 from app.stream.store import PartitionStore, Transaction
 from app.stream.writer import Owned, Writer
 
@@ -72,8 +72,7 @@ class Parts:
     failpoint: str = ""  # "poison:<text>": die like a crash applying a record containing text
     on_refused: Callable[[set[int]], Any] = lambda partitions: None  # stop fetching them
     on_reset: Callable[[set[int]], Awaitable[Any]] | None = None  # read them from the start
-    # The end of an input partition's log as the last fetch saw it (None: not fetched yet);
-    # without a consumer (tests), every log counts as read to its end.
+    # An input log's end as the last fetch saw it (None: not yet); without a consumer, read.
     log_end: Callable[[str, int], int | None] = lambda topic, partition: 0
 
 
@@ -182,7 +181,9 @@ class Processor:
     def _release_chunk(self, clock: int) -> tuple[list[PartitionRun], bool]:
         runs, more = [], False
         for partition in sorted(self.owned):
-            until = self._release_until(partition, clock)
+            until = release_until(
+                self.owned[partition], self.parts.topics, self.parts.log_end, partition, clock
+            )
             due = due_customers(self.parts.store, partition, until, RELEASE_CHUNK)
             more |= len(due) == RELEASE_CHUNK
             if due:
@@ -191,18 +192,6 @@ class Processor:
                     run.apply_due(customer_id, due_at, until)
                 runs.append(run)
         return runs, more
-
-    def _release_until(self, partition: int, clock: int) -> int:
-        """The wall clock once the partition's input is read to the end of its logs; while
-        input still waits (after a restart, under load), only up to the latest time read, so
-        nothing is released ahead of an event from before its time that a replay would apply
-        first (an exit, a goal, an unsubscribe)."""
-        owned = self.owned[partition]
-        for topic in self.parts.topics.inputs:
-            end = self.parts.log_end(topic, partition)
-            if end is None or owned.inputs.get(topic, 0) < end:
-                return min(clock, owned.watermark)
-        return clock
 
     async def close(self) -> None:
         """Wait for the batch in flight, then take no more: the worker is stopping."""

@@ -8,7 +8,11 @@ worker takes its other input between chunks: 09:00 for a whole time zone does no
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from app.codecs.state import decode_state
+from app.config import TopicNames
 from app.stream.holding import Holding
 from app.stream.store import (
     DUE_PREFIX,
@@ -18,6 +22,9 @@ from app.stream.store import (
     due_key,
     state_key,
 )
+
+if TYPE_CHECKING:
+    from app.stream.writer import Owned
 
 RELEASE_CHUNK = 1000  # customers released per durable write at most
 
@@ -42,3 +49,21 @@ def count_held(store: PartitionStore, partition: int) -> Holding:
         raw = store.get(partition, state_key(customer_of_due_key(key)))
         holding.add(decode_state(raw) if raw else None, +1)
     return holding
+
+
+def release_until(
+    owned: Owned,
+    topics: TopicNames,
+    log_end: Callable[[str, int], int | None],
+    partition: int,
+    clock: int,
+) -> int:
+    """The wall clock once the partition's input is read to the end of its logs; while input
+    still waits (after a restart, under load), only up to the latest time read, so nothing is
+    released ahead of an event from before its time that a replay would apply first (an exit,
+    a goal, an unsubscribe)."""
+    for topic in topics.inputs:
+        end = log_end(topic, partition)
+        if end is None or owned.inputs.get(topic, 0) < end:
+            return min(clock, owned.watermark)
+    return clock
