@@ -20,10 +20,7 @@ from immutables import Map
 from app.policy.units import DAY
 
 V = TypeVar("V")
-NO_KEYS: Map[str, None] = Map()
-NO_ENTRIES: Map[str, Any] = Map()
-NO_DAYS: Map[int, Map[str, None]] = Map()
-NO_TIMES: Map[str, tuple[int, ...]] = Map()
+EMPTY: Map[Any, Any] = Map()  # one empty map for every default: a Map never changes
 
 
 class Expiring(Generic[V]):
@@ -36,8 +33,8 @@ class Expiring(Generic[V]):
 
     def __init__(
         self,
-        entries: Map[str, tuple[int, V]] = NO_ENTRIES,
-        days: Map[int, Map[str, None]] = NO_DAYS,
+        entries: Map[str, tuple[int, V]] = EMPTY,
+        days: Map[int, Map[str, None]] = EMPTY,
         first_day: int | None = None,
     ) -> None:
         self.entries = entries
@@ -72,7 +69,7 @@ class Expiring(Generic[V]):
     def put(self, key: str, at: int, item: V) -> Expiring[V]:
         day = at // DAY
         keys = self.days.get(day)
-        filed = (NO_KEYS if keys is None else keys).set(key, None)
+        filed = (EMPTY if keys is None else keys).set(key, None)
         first = day if self.first_day is None or day < self.first_day else self.first_day
         return Expiring(self.entries.set(key, (at, item)), self.days.set(day, filed), first)
 
@@ -118,7 +115,7 @@ class SendLog:
     __slots__ = ("count", "oldest", "times")
 
     def __init__(
-        self, times: Map[str, tuple[int, ...]] = NO_TIMES, count: int = 0, oldest: int | None = None
+        self, times: Map[str, tuple[int, ...]] = EMPTY, count: int = 0, oldest: int | None = None
     ) -> None:
         self.times = times
         self.count = count

@@ -48,9 +48,6 @@ class Journey:
     steps: tuple[JourneyStep, ...]
     value_attribute: str = "value"  # on the goal event: what the journey brought
 
-    def step_named(self, name: str) -> int:
-        return next(i for i, step in enumerate(self.steps) if step.name == name)
-
     @property
     def events(self) -> frozenset[str]:
         """Every event type this journey listens to."""

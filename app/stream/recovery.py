@@ -96,15 +96,10 @@ class Recovered:
                 self._applied(decision.message_id)
 
     def mark_passed(self, partition: int, inputs: Mapping[str, int]) -> None:
-        """Dead letters whose input record is behind the input position will not come again.
-        Transitions read back are kept from going twice while this worker owns the partition;
-        the checkpoint passes them at once (a transition can repeat, with its transition_id,
-        only if the worker dies twice before the replay reaches it)."""
+        """Dead letters whose input record is behind the input position will not come again."""
         for source in [s for s in self.dead_letters if s[1] == partition]:
             if source[2] < inputs.get(source[0], 0):
                 self._applied(source)
-        for transition_id in self.transitions:
-            self._applied(("transition", transition_id))
 
     def _applied(self, identity: Hashable) -> None:
         for pending in self.unapplied.values():
@@ -191,7 +186,8 @@ def _read_one(
     outbound_topics: set[str],
     schemas: Schemas,
 ) -> Hashable | None:
-    """File one record read back; its identity, or None if it is not Tact's (a fence)."""
+    """File one record read back; its identity, or None if the checkpoint need not wait for it
+    (a fence, a journey transition)."""
     if record.value is None:
         return None
     if topic == topics.decisions:
@@ -203,9 +199,12 @@ def _read_one(
         recovered.sent[message.message_id] = message
         return message.message_id
     if topic == topics.journeys:
+        # Kept from going twice while this worker owns the partition, but never holding the
+        # checkpoint back: a transition can repeat, with its transition_id, only if the worker
+        # dies twice before the replay reaches it.
         transition_id = schemas["tact.JourneyTransition"].decode(record.value)["transition_id"]
         recovered.transitions.add(transition_id)
-        return ("transition", transition_id)
+        return None
     letter = schemas["tact.DeadLetter"].decode(record.value)
     source = (letter["source_topic"], letter["source_partition"], letter["source_offset"])
     recovered.dead_letters.add(source)
