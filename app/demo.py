@@ -25,6 +25,8 @@ from app.waiting import wait_until
 from app.worker_process import WorkerProcess
 
 PARTITIONS = 4
+# The shipped policy with the mission's journeys (the default policy plus [[journeys]]).
+POLICY = Path(__file__).resolve().parents[1] / "deploy" / "policies" / "journeys.toml"
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Europe/London", "Australia/Sydney"]
 
 
@@ -68,37 +70,32 @@ def _candidate(message_id: str, customer: str, **fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
-def _event(event_id: str, customer: str, kind: str, channel: str | None) -> dict[str, Any]:
+def _event(
+    event_id: str, customer: str, kind: str, channel: str | None, **attributes: str
+) -> dict[str, Any]:
     return {
         "kind": "event",
         "event_id": event_id,
         "customer_id": customer,
         "type": kind,
         "channel": channel,
+        "attributes": attributes,
     }
+
+
+def _loan(event_id: str, customer: str, kind: str, application: str) -> dict[str, Any]:
+    return _event(event_id, customer, kind, None, application_id=application)
 
 
 PERSONAL = {"audience": "personal"}
 # A few moments worth explaining, each at its time (ms from the start), before the crowd.
 STORY: list[tuple[int, dict[str, Any]]] = [
-    (-120_000, _event("anna-1", "anna", "application_submitted", None)),
-    (
-        0,
-        _candidate(
-            "anna-sms-confirmation",
-            "anna",
-            category="service",
-            channels=["sms"],
-            urgency="immediate",
-            **PERSONAL,
-        ),
-    ),
-    (
-        1000,
-        _candidate(
-            "anna-what-next", "anna", category="transactional", channels=["email"], **PERSONAL
-        ),
-    ),
+    # The loan journey: SMS confirmation at once, "what happens next" by email 2 h later, the
+    # manager's call the next day at 10:00 in the customer's zone.
+    (-120_000, _loan("anna-1", "anna", "application_submitted", "L-1001")),
+    # ben withdraws: the email held for later is cancelled, nothing more is sent.
+    (1000, _loan("ben-2", "ben", "application_submitted", "L-2002")),
+    (5200, _loan("ben-3", "ben", "application_withdrawn", "L-2002")),
     (2000, _candidate("anna-offer-1", "anna", dedupe_key="mortgage-offer")),
     (3000, _candidate("anna-offer-1-retry", "anna", dedupe_key="mortgage-offer")),
     (4000, _candidate("anna-offer-2", "anna")),
@@ -160,6 +157,7 @@ class Demo:
             "TACT_BROKER": broker.url,
             "TACT_PARTITIONS": str(PARTITIONS),
             "TACT_LOG_LEVEL": "warn",
+            "TACT_POLICY_PATH": str(POLICY),
         }
         worker = WorkerProcess(env, self.work / "data", self.work / "worker.log")
         if "TACT_METRICS_PORT" in os.environ:
@@ -180,8 +178,12 @@ class Demo:
         self.publish(broker, story(start))
         self.publish(broker, [r for r in crowd_records if r["kind"] == "candidate"])
         asyncio.run(self.publish_corrupt(broker))
-        expected = sum(1 for r in story(start) if r["kind"] == "candidate") + self.candidates
-        self.wait_for(worker, "tact_decisions_total", expected, "the decisions")
+        told = story(start)
+        applications = sum(1 for r in told if r.get("type") == "application_submitted")
+        candidates = sum(1 for r in told if r["kind"] == "candidate") + self.candidates
+        # Each application's confirmation is decided at once, as a candidate of its own.
+        self.wait_for(worker, "tact_decisions_total", candidates + applications, "the decisions")
+        self.wait_for(worker, "tact_journey_transitions_total", 1, "an exit", transition="exited")
         self.report(broker)
 
     def publish(self, broker: EmbeddedBroker, records: list[dict[str, Any]]) -> None:
@@ -197,18 +199,21 @@ class Demo:
         async with Publisher(broker.bootstrap) as publisher:
             await publisher.publish_raw(self.topics.candidates, b"anna", b"not avro at all")
 
-    def wait_for(self, worker: WorkerProcess, metric: str, count: int, what: str) -> None:
+    def wait_for(
+        self, worker: WorkerProcess, metric: str, count: int, what: str, **labels: str
+    ) -> None:
         def reached() -> bool:
             if not worker.alive:
                 raise RuntimeError(f"the worker stopped; see {worker.log_path}")
-            return worker.metric(metric) >= count
+            return worker.metric(metric, **labels) >= count
 
         with self.console.status(f"waiting for {what}..."):
             wait_until(reached, 180, f"{what} (worker log: {worker.log_path})", every=0.3)
 
     def report(self, broker: EmbeddedBroker) -> None:
         t = self.topics
-        records = asyncio.run(read_all(broker.bootstrap, [t.decisions, t.dead_letters], idle_s=1.0))
+        topics = [t.decisions, t.dead_letters, t.journeys]
+        records = asyncio.run(read_all(broker.bootstrap, topics, idle_s=1.0))
         decisions = [
             self.schemas["tact.Decision"].decode(r.value) for r in records if r.topic == t.decisions
         ]
@@ -229,6 +234,7 @@ class Demo:
                     d["message_id"], d["customer_id"], d["outcome"], d["channel"] or "", reasons
                 )
         self.console.print(table)
+        self.console.print(self.journey_table(records))
         for letter in letters:
             self.console.print(
                 f"[red]dead letter[/] {letter['source_topic']}@{letter['source_offset']}: "
@@ -242,3 +248,17 @@ class Demo:
             f"[bold]crowd[/]   {self.candidates} candidates for {self.customers} customers: "
             f"{summary}"
         )
+
+    def journey_table(self, records: list[Any]) -> Table:
+        decode = self.schemas["tact.JourneyTransition"].decode
+        moves = sorted(
+            (decode(r.value) for r in records if r.topic == self.topics.journeys),
+            key=lambda m: (m["customer_id"], m["at"]),
+        )
+        table = Table(title="The loan journey: one story, ended the moment the customer acts")
+        for column in ("customer", "application", "step", "transition", "reason"):
+            table.add_column(column)
+        for m in moves:
+            row = (m["customer_id"], m["instance_key"], m["step"] or "", m["transition"])
+            table.add_row(*row, m["reason"])
+        return table
