@@ -20,6 +20,9 @@ def exported_names() -> set[str]:
     metrics.dead_letters.labels(topic="t", kind="decode").inc()
     metrics.deferred_backlog.labels(partition="0").set(1)
     metrics.recovered.labels(kind="decision").inc()
+    metrics.journey_transitions.labels(journey="j", step="s", transition="entered").inc()
+    metrics.journey_goal_value.labels(journey="j").inc()
+    metrics.journey_instances.labels("j", "0").set(1)
     metrics.watch_state_cache(StateCache(1))
     text = generate_latest(metrics.registry).decode()
     samples = {
