@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, cast
 
 import faust
@@ -20,7 +19,13 @@ from app.policy.rules import Policy
 from app.stream import faust_private
 from app.stream.cache import StateCache
 from app.stream.committer import Committer
-from app.stream.consumer import BATCH_CODEC, Fetch, batching_transport, register_batch_codec
+from app.stream.consumer import (
+    BATCH_CODEC,
+    Fetch,
+    UniformBackpressureQueue,
+    batching_transport,
+    register_batch_codec,
+)
 from app.stream.guard import Attempts
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_tact_topics
 from app.stream.kafka_records import InputDecoder, OutputEncoder
@@ -28,6 +33,7 @@ from app.stream.observe import Observer
 from app.stream.processor import Parts, Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
 from app.stream.tansu import fenced_table_manager
+from app.stream.undelivered import Undelivered, reread_undelivered
 from app.stream.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -38,20 +44,6 @@ MAX_BATCH_RECORDS = 20_000  # at most this many records joined into one durable 
 # a bound it read a whole backlog into memory ahead of the agent (over 1 GB of RSS with
 # 1,000,000 customers).
 QUEUED_FETCHES = 8
-
-
-class UniformBackpressureQueue(ThrowableQueue[Any]):
-    """A channel queue that holds input back only by being full.
-
-    Faust pauses the partition a queued event came from once its queue is 80% full, and resumes
-    it only as the queue drains (one partition per read below 40%, all of them when empty).
-    Tact's event is a whole fetch labelled with one partition, and the other partitions keep
-    the queue filled, so a paused partition could stay paused until the next rebalance. Here a
-    full queue blocks the consumer instead, which stops fetching every partition alike.
-    """
-
-    def in_pressure_high_state(self, callback: Callable[..., Any]) -> bool:
-        return False
 
 
 class TactApp(faust.App):
@@ -136,7 +128,9 @@ def build_app(
     app = TactApp(settings.app_id, **_faust_settings(settings, io))
     app.tact_settings, app.io, app.committed = settings, io, {}
     app.committer = Committer(lambda offsets: app.consumer.commit_processed(offsets))  # type: ignore[attr-defined]
-    transport = batching_transport(settings.topics.inputs, settings.fetch_wait_ms)
+    transport = batching_transport(
+        settings.topics.inputs, settings.fetch_wait_ms, settings.failpoint
+    )
     app.transport = transport(app.conf.broker_consumer, app)
     table = app.Table(
         TABLE,
@@ -278,11 +272,14 @@ def _queued_fetches(app: TactApp, stream: faust.StreamT[Fetch]) -> list[Fetch]:
 
 
 def _wire_release_timer(app: TactApp, interval: float) -> None:
+    watch = Undelivered()
+
     @app.timer(interval, name="tact.release")  # type: ignore[untyped-decorator]
     async def release_due() -> None:
         if app.rebalancing or not app.flow_control.is_active():
             return
         await app.processor.release_due()
+        await reread_undelivered(app, watch)
 
 
 def _wire_rebalance(app: TactApp) -> None:

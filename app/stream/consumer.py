@@ -9,7 +9,7 @@ in one go and commits its offsets itself (the input topics are declared acks=Fal
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from faust.serializers import codecs
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
+from mode.utils.queues import ThrowableQueue
 
 from app.stream import faust_private
 
@@ -55,6 +56,20 @@ def register_batch_codec() -> None:
         codecs.register(BATCH_CODEC, _PassThrough())
 
 
+class UniformBackpressureQueue(ThrowableQueue[Any]):
+    """A channel queue that holds input back only by being full.
+
+    Faust pauses the partition a queued event came from once its queue is 80% full, and resumes
+    it only as the queue drains (one partition per read below 40%, all of them when empty).
+    Tact's event is a whole fetch labelled with one partition, and the other partitions keep
+    the queue filled, so a paused partition could stay paused until the next rebalance. Here a
+    full queue blocks the consumer instead, which stops fetching every partition alike.
+    """
+
+    def in_pressure_high_state(self, callback: Callable[..., Any]) -> bool:
+        return False
+
+
 class BatchingConsumer(faust_aiokafka.Consumer):
     """Yields one message per fetch, holding every run of records of the `batch_topics`.
 
@@ -67,6 +82,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     batch_topics: tuple[str, ...] = ()
     fetch_wait_ms: int  # set by batching_transport (see Settings.fetch_wait_ms)
+    failpoint = ""  # see _lost_by_failpoint
+    failpoint_spent = False
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -93,7 +110,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     yield tp, self._to_message(tp, record)
             elif await self._behind_earlier_topics(tp):
                 await self.seek(tp, run[0].offset)
-            else:
+            elif not self._lost_by_failpoint(run):
                 runs.append(InputRun(tp.topic, tp.partition, run))
         if runs and generation == self.app.consumer_generation_id:
             first = TP(runs[0].topic, runs[0].partition)
@@ -110,6 +127,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             if highwater is None or (position or 0) < highwater:
                 return True
         return False
+
+    def _lost_by_failpoint(self, run: list[Any]) -> bool:
+        """Failpoint "drop_fetch:<text>": lose, once, a fetched run holding the text, as a fetch
+        dropped on its way to the agent is lost (see undelivered.py)."""
+        point = self.failpoint
+        if self.failpoint_spent or not point.startswith("drop_fetch:"):
+            return False
+        if not any(point[11:].encode() in (r.value or b"") for r in run):
+            return False
+        self.failpoint_spent = True
+        self.log.warning("failpoint %s: a fetched run is lost", point)
+        return True
 
     def _rank(self, item: tuple[TP, Any]) -> tuple[int, int]:
         tp = item[0]
@@ -162,11 +191,15 @@ def _fetch_message(tp: TP, fetch: Fetch, generation: int) -> ConsumerMessage:
 
 
 def batching_transport(
-    batch_topics: Iterable[str], fetch_wait_ms: int
+    batch_topics: Iterable[str], fetch_wait_ms: int, failpoint: str = ""
 ) -> type[faust_aiokafka.Transport]:
     consumer = type(
         "TactConsumer",
         (BatchingConsumer,),
-        {"batch_topics": tuple(batch_topics), "fetch_wait_ms": fetch_wait_ms},
+        {
+            "batch_topics": tuple(batch_topics),
+            "fetch_wait_ms": fetch_wait_ms,
+            "failpoint": failpoint,
+        },
     )
     return type("TactTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})

@@ -26,6 +26,7 @@ REQUIRED: list[tuple[Any, str]] = [
     (RocksDBStore, "_db_for_partition"),
     (Consumer, "_read_offset"),
     (Consumer, "_commit_offsets"),
+    (Consumer, "_committed_offset"),
     (Consumer, "_wait_next_records"),
     (AIOKafkaDriverConsumer, "_thread"),
     (AIOKafkaConsumer, "_subscription"),
@@ -56,6 +57,12 @@ def position_in_place(consumer: Any, tp: TP) -> int | None:
         return None
     state = subscription.subscription.assignment.state_value(tp)
     return int(state.position) if state.has_valid_position else None
+
+
+def committed_in_place(consumer: Any, tp: TP) -> int:
+    """The group's committed offset as Faust last sought to or committed it (0: none). The
+    public `committed()` is a round trip to the broker."""
+    return int(consumer._committed_offset.get(tp) or 0)
 
 
 def forget_read_offset(consumer: Any, tp: TP) -> None:

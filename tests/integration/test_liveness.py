@@ -82,3 +82,17 @@ def test_every_partition_is_consumed_to_its_end_soon_after_each_restart(harness,
     print("restart: (how, data dir lost, s to first decision, s to every partition's end)")
     for line in report:
         print(" ", line)
+
+
+def test_a_fetch_lost_at_the_tail_of_a_partition_is_read_again(harness, tmp_path):
+    """A fetch dropped on its way to the agent with nothing published after it: no later record
+    reveals the gap, only the consumer's position does (app/stream/undelivered.py)."""
+    rng = random.Random(17)
+    env = {"TACT_FAILPOINT": "drop_fetch:lost-tail"}
+    worker, _, _ = worker_without_quiet_hours(harness, tmp_path, rng, 50, **env)
+    harness.publish(activity(rng, 50, 20, now_ms(), 1_000, prefix="lost-tail-"))
+    harness.wait_until_all_committed(timeout=30)
+    log = worker.log_text()
+    assert "failpoint drop_fetch:lost-tail: a fetched run is lost" in log
+    assert "never applied; reading again" in log
+    worker.stop()
