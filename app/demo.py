@@ -87,13 +87,12 @@ def _loan(event_id: str, customer: str, kind: str, application: str) -> dict[str
     return _event(event_id, customer, kind, None, application_id=application)
 
 
-PERSONAL = {"audience": "personal"}
 # A few moments worth explaining, each at its time (ms from the start), before the crowd.
 STORY: list[tuple[int, dict[str, Any]]] = [
     # The loan journey: SMS confirmation at once, "what happens next" by email 2 h later, the
     # manager's call the next day at 10:00 in the customer's zone.
     (-120_000, _loan("anna-1", "anna", "application_submitted", "L-1001")),
-    # ben withdraws: the email held for later is cancelled, nothing more is sent.
+    # ben withdraws: his instance ends at once, the email due 2 h later is never sent.
     (1000, _loan("ben-2", "ben", "application_submitted", "L-2002")),
     (5200, _loan("ben-3", "ben", "application_withdrawn", "L-2002")),
     (2000, _candidate("anna-offer-1", "anna", dedupe_key="mortgage-offer")),
@@ -175,10 +174,10 @@ class Demo:
         self.wait_for(
             worker, "tact_input_records_total", len(profiles), "the worker to read the profiles"
         )
-        self.publish(broker, story(start))
+        told = story(start)
+        self.publish(broker, told)
         self.publish(broker, [r for r in crowd_records if r["kind"] == "candidate"])
         asyncio.run(self.publish_corrupt(broker))
-        told = story(start)
         applications = sum(1 for r in told if r.get("type") == "application_submitted")
         candidates = sum(1 for r in told if r["kind"] == "candidate") + self.candidates
         # Each application's confirmation is decided at once, as a candidate of its own.

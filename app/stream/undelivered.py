@@ -29,7 +29,7 @@ Offsets = dict[tuple[str, int], int]
 @dataclass
 class Undelivered:
     patience: float = 2.0
-    _since: dict[tuple[str, int], tuple[int, float]] = field(default_factory=dict)
+    _since: dict[tuple[str, int], tuple[int, float]] = field(default_factory=dict, init=False)
 
     def check(
         self, applied: Offsets, position: Callable[[tuple[str, int]], int | None], now: float
@@ -56,7 +56,9 @@ async def reread_undelivered(app: Any, watch: Undelivered) -> None:
     consumer = app.consumer
     applied = {
         # A topic not read since the checkpoint was read from the group's committed offset.
-        (t, p): each.inputs.get(t, faust_private.committed_in_place(consumer, TP(t, p)))
+        (t, p): each.inputs[t]
+        if t in each.inputs
+        else faust_private.committed_in_place(consumer, TP(t, p))
         for p, each in app.processor.owned.items()
         for t in app.tact_settings.topics.inputs
     }
