@@ -211,16 +211,38 @@ def demo(customers: int, candidates: int, keep_running: bool) -> None:
     show_default=True,
     help="Candidates for one customer at once, during a latency run (0: no burst)",
 )
+@click.option(
+    "--journey-customers",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Customers in a journey of 10 timed steps, for the release lag (0: no journey load)",
+)
+@click.option(
+    "--journey-rate",
+    type=float,
+    default=4000,
+    show_default=True,
+    help="Journey steps falling due per second, all customers together",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on the last line")
 def bench(
-    customers: int, events: int, latency_rate: float | None, burst: int, as_json: bool
+    customers: int,
+    events: int,
+    latency_rate: float | None,
+    burst: int,
+    journey_customers: int,
+    journey_rate: float,
+    as_json: bool,
 ) -> None:
     """Measure the engine against a raw aiokafka pass-through, on the embedded broker."""
+    from app.bench.journeys import JourneyLoad
     from app.bench.report import print_table, result_json
     from app.bench.run import Bench
 
     say = lambda line: click.echo(line, err=True)  # noqa: E731
-    result = Bench(customers, events, say, latency_rate, burst).run()
+    journeys = JourneyLoad(journey_customers, journey_rate)
+    result = Bench(customers, events, say, latency_rate, burst, journeys).run()
     print_table(result)
     if as_json:
         click.echo(result_json(result))

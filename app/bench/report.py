@@ -35,6 +35,15 @@ class Result:
     burst_decided_s: float = 0.0  # from the burst's first record to every decision durable
     burst_others_p50_ms: float = 0.0  # the other customers' latency meanwhile
     burst_others_p99_ms: float = 0.0
+    # The journey load (journeys.py): steps released late by the wall clock, and memory.
+    journey_customers: int = 0
+    journey_steps: int = 0
+    journey_due_per_s: float = 0.0
+    journey_release_lag_p50_ms: float = 0.0
+    journey_release_lag_p99_ms: float = 0.0
+    journey_release_lag_max_ms: float = 0.0
+    journey_rss_mb: float = 0.0
+    journey_peak_rss_mb: float = 0.0
 
 
 def result_json(result: Result) -> str:
@@ -54,7 +63,7 @@ def print_table(result: Result) -> None:
 
 
 def _rows(r: Result) -> list[tuple[str, str]]:
-    return _worker_rows(r) + _in_process_rows(r) + _burst_rows(r)
+    return _worker_rows(r) + _in_process_rows(r) + _burst_rows(r) + _journey_rows(r)
 
 
 def _worker_rows(r: Result) -> list[tuple[str, str]]:
@@ -106,5 +115,23 @@ def _burst_rows(r: Result) -> list[tuple[str, str]]:
         (
             f"others' latency p50 / p99 during the burst, at {load}",
             f"{r.burst_others_p50_ms:.0f} / {r.burst_others_p99_ms:.0f} ms",
+        ),
+    ]
+
+
+def _journey_rows(r: Result) -> list[tuple[str, str]]:
+    if not r.journey_steps:
+        return []
+    load = f"{r.journey_steps:,} steps, {r.journey_customers:,} customers"
+    lag = (
+        f"{r.journey_release_lag_p50_ms:,.0f} / {r.journey_release_lag_p99_ms:,.0f} / "
+        f"{r.journey_release_lag_max_ms:,.0f} ms"
+    )
+    return [
+        (f"journeys: {load}, due at {r.journey_due_per_s:,.0f}/s", ""),
+        ("  step released after its due time, p50 / p99 / max", lag),
+        (
+            "  worker RSS after / highest",
+            f"{r.journey_rss_mb:,.0f} / {r.journey_peak_rss_mb:,.0f} MB",
         ),
     ]

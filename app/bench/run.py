@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from app.bench.history import decide_us_by_history
+from app.bench.journeys import (
+    JourneyLoad,
+    journey_policy,
+    journey_profiles,
+    journey_triggers,
+    percentile,
+    read_lags,
+)
 from app.bench.latency import Load, latency, latency_candidate
 from app.bench.memory import PeakRss, rss_mb
 from app.bench.pipe import PARTITIONS, pipe_rate, preload
@@ -54,10 +62,12 @@ class Bench:
         say: Any,
         latency_rate: float | None = None,
         burst: int = 100_000,
+        journeys: JourneyLoad | None = None,
     ) -> None:
         self.customers, self.events, self.say = customers, events, say
         self.latency_rate = latency_rate
         self.burst = burst
+        self.journeys = journeys
         self.schemas = Schemas.load()
         self.topics = TopicNames.with_prefix("bench.")
         self.work = Path(tempfile.mkdtemp(prefix="tact-bench-"))
@@ -72,6 +82,8 @@ class Bench:
         self.say(f"in-process ceiling: {stages.records_per_s:,.0f} records/s ({stages.summary()})")
         with EmbeddedBroker(log_path=self.work / "broker.log") as broker:
             measured = self._on_broker(broker, encoded)
+            if self.journeys and self.journeys.customers:
+                measured |= self.measure_journeys(broker, self.journeys)
         return Result(
             **measured,
             customers=self.customers,
@@ -162,6 +174,54 @@ class Bench:
             "burst_others_p99_ms": round(p99, 2),
         }
 
+    def measure_journeys(self, broker: EmbeddedBroker, load: JourneyLoad) -> dict[str, Any]:
+        """A worker of its own, on topics of their own, with the journey policy (journeys.py)."""
+        name = "bench-journey"
+        topics = TopicNames.with_prefix(f"{name}.")
+        asyncio.run(ensure_tact_topics(broker.bootstrap, topics, PARTITIONS))
+        policy = self.work / "journeys.toml"
+        policy.write_text(journey_policy(load))
+        worker = self.start_worker(broker, name, policy)
+        peak = PeakRss(worker.pid)
+        try:
+            self._send(broker, topics, journey_profiles(load))
+            self.wait_for(worker, "tact_input_records_total", load.customers, 600)
+            self._send(broker, topics, journey_triggers(load, now_ms()))
+            self.say(
+                f"journeys: {load.steps:,} steps for {load.customers:,} customers, due "
+                f"at {load.due_per_s:,.0f}/s over the next {load.seconds:,.0f} s"
+            )
+            decided = "tact_decisions_total"
+            self.wait_for(worker, decided, load.steps, load.seconds + 600)
+            rss = rss_mb(worker.pid)
+        finally:
+            peak.stop()
+            worker.stop(timeout=60)
+        lags = read_lags(
+            broker.bootstrap, topics.decisions, PARTITIONS, self.schemas["tact.Decision"].decode
+        )
+        if len(lags) != load.steps:
+            raise RuntimeError(f"{len(lags):,} journey step decisions, expected {load.steps:,}")
+        p50, p99 = percentile(lags, 0.5), percentile(lags, 0.99)
+        self.say(
+            f"journey release lag: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {lags[-1]:.0f} "
+            f"ms; worker RSS {rss:,.0f} MB, highest {peak.mb:,.0f} MB"
+        )
+        return {
+            "journey_customers": load.customers,
+            "journey_steps": load.steps,
+            "journey_due_per_s": round(load.due_per_s),
+            "journey_release_lag_p50_ms": round(p50, 1),
+            "journey_release_lag_p99_ms": round(p99, 1),
+            "journey_release_lag_max_ms": round(lags[-1], 1),
+            "journey_rss_mb": round(rss, 1),
+            "journey_peak_rss_mb": round(max(peak.mb, rss), 1),
+        }
+
+    def _send(self, broker: EmbeddedBroker, topics: TopicNames, records: list[dict[str, Any]]) -> None:
+        encoded = [encode_input(r, topics, self.schemas) for r in records]
+        asyncio.run(preload(broker.bootstrap, encoded))
+
     def pipe_latency(self, broker: EmbeddedBroker, load: float) -> tuple[float, float]:
         """The latency load through the plain loop, in a process of its own as the worker is."""
         command = [
@@ -204,15 +264,20 @@ class Bench:
         )
         return asyncio.run(latency(load))
 
-    def start_worker(self, broker: EmbeddedBroker) -> WorkerProcess:
+    def start_worker(
+        self, broker: EmbeddedBroker, name: str = "bench", policy: Path | None = None
+    ) -> WorkerProcess:
+        """A worker on the topics `name.*`, with an app id and data dir of its own."""
         env = {
             "TACT_BROKER": broker.url,
-            "TACT_TOPIC_PREFIX": "bench.",
-            "TACT_APP_ID": "tact-bench",
+            "TACT_TOPIC_PREFIX": f"{name}.",
+            "TACT_APP_ID": f"tact-{name}",
             "TACT_PARTITIONS": str(PARTITIONS),
             "TACT_LOG_LEVEL": "warn",
+            "TACT_POLICY_PATH": str(policy or ""),
         }
-        return WorkerProcess(env, self.work / "data", self.work / "worker.log").start()
+        work = self.work
+        return WorkerProcess(env, work / f"{name}-data", work / f"{name}-worker.log").start()
 
     def engine_rate(self, worker: WorkerProcess, total: int, timeout_s: float = 600) -> float:
         """Records made durable per second, from the worker owning its partitions to the last

@@ -75,7 +75,7 @@ def _quiet_hours(policy: Policy) -> str:
     quiet = policy.quiet_hours
     if not quiet:
         return "none"
-    urgencies = ", ".join(sorted(u.value for u in quiet.urgencies))
+    urgencies = ", ".join(sorted(u.value for u in quiet.urgencies)) or "no urgency (none held)"
     return f"{_clock(quiet.start_s)}-{_clock(quiet.end_s)} local, for {urgencies}"
 
 

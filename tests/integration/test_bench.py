@@ -38,13 +38,24 @@ KEYS = {
     "burst_decided_s",
     "burst_others_p50_ms",
     "burst_others_p99_ms",
+    "journey_customers",
+    "journey_steps",
+    "journey_due_per_s",
+    "journey_release_lag_p50_ms",
+    "journey_release_lag_p99_ms",
+    "journey_release_lag_max_ms",
+    "journey_rss_mb",
+    "journey_peak_rss_mb",
 }
+LAGS = {"journey_release_lag_p50_ms", "journey_release_lag_p99_ms", "journey_release_lag_max_ms"}
 
 
 def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     command = ["-m", "app", "bench", "--customers", "200", "--events", "3000"]
+    command += ["--latency-rate", "200", "--burst", "2000"]
+    command += ["--journey-customers", "300", "--journey-rate", "1000"]
     done = subprocess.run(
-        [sys.executable, *command, "--latency-rate", "200", "--burst", "2000", "--json"],
+        [sys.executable, *command, "--json"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -69,8 +80,13 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
         "core_compiled",
         "stage_us_per_record",
         "decide_us_by_history",
+        *LAGS,
     }
     assert all(result[key] > 0 for key in positive), result
+    assert result["journey_steps"] == 300 * 10  # every step's decision record was read back
+    p50, p99 = result["journey_release_lag_p50_ms"], result["journey_release_lag_p99_ms"]
+    assert 0 <= p50 <= p99 <= result["journey_release_lag_max_ms"], result
+    assert result["journey_peak_rss_mb"] >= result["journey_rss_mb"]
     assert result["p50_ms"] <= result["p99_ms"]
     assert result["burst_others_p50_ms"] <= result["burst_others_p99_ms"]
     assert result["peak_rss_mb"] >= result["rss_mb"]
