@@ -30,6 +30,7 @@ def _policy_or_exit(path: Path | None) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tact", message="tact %(version)s")
 def main() -> None:
     """Tact: contact policy and journeys, decided on Kafka."""
     from app.policy import StaleBuildError, refuse_stale_builds
@@ -89,13 +90,22 @@ def worker(**flags: Any) -> None:
     type=click.Path(path_type=Path),
     help="Policy TOML (default: shipped)",
 )
-@click.option("--out", required=True, type=click.File("w"), help="Decisions, as JSON Lines")
+@click.option(
+    "--out", required=True, type=click.File("w", lazy=False), help="Decisions, as JSON Lines"
+)
 @click.option("--state-out", type=click.Path(path_type=Path), help="Final customer states, as JSON")
-@click.option("--dead-letters", type=click.File("w"), help="Records that could not be used")
+@click.option(
+    "--dead-letters", type=click.File("w", lazy=False), help="Records that could not be used"
+)
 @click.option(
     "--journeys-out",
-    type=click.File("w"),
+    type=click.File("w", lazy=False),
     help="Journey transitions (entered, steps, exits, goals), as JSON Lines",
+)
+@click.option(
+    "--signals-out",
+    type=click.File("w", lazy=False),
+    help="Signals (a customer's channel switches), as JSON Lines",
 )
 @click.option(
     "--until", help="Advance the clock to this ISO-8601 time at the end (default: last record)"
@@ -107,6 +117,7 @@ def simulate(
     state_out: Path | None,
     dead_letters: Any,
     journeys_out: Any,
+    signals_out: Any,
     until: str | None,
 ) -> None:
     """Replay recorded traffic through a policy, offline, with the worker's own decision code."""
@@ -121,6 +132,7 @@ def simulate(
         state_out=state_out,
         dead_letters_out=dead_letters or sys.stderr,
         journeys_out=journeys_out,
+        signals_out=signals_out,
     )
     counts: dict[str, int] = {}
     for decision in result.decisions:
@@ -130,6 +142,8 @@ def simulate(
         f"{len(result.decisions)} decisions ({summary}); {len(result.dead_letters)} dead letters",
         err=True,
     )
+    if result.dead_letters and not result.decisions and not result.states:
+        raise click.ClickException("every record was a dead letter: nothing was decided")
 
 
 @main.group()
@@ -174,6 +188,27 @@ def produce(path: Any, **flags: Any) -> None:
             return await publisher.publish(records)
 
     click.echo(f"published {asyncio.run(go())} records", err=True)
+
+
+@main.command("tail")
+@click.argument("topic")
+@click.option("--customer", help="Only this customer's records (and partition)")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new records")
+@click.option("--broker", help="[TACT_BROKER]")
+@click.option("--topic-prefix", help="[TACT_TOPIC_PREFIX]")
+def tail_topic(topic: str, customer: str | None, follow: bool, **flags: Any) -> None:
+    """Print a Tact topic decoded, one JSON line per record (decisions, outbound.sms, journeys,
+    signals, customer.events ...)."""
+    from app.tail import tail
+
+    settings = _settings(**flags)
+    try:
+        printed = asyncio.run(tail(settings, topic, customer, follow, click.echo))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        return
+    click.echo(f"{printed} records", err=True)
 
 
 @main.command()

@@ -26,7 +26,13 @@ _SCHEMA = {
     "profile": "tact.CustomerProfile",
 }
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "candidate": {"priority": None, "dedupe_key": None, "expires_at": None, "payload": {}},
+    "candidate": {
+        "priority": None,
+        "dedupe_key": None,
+        "expires_at": None,
+        "payload": {},
+        "channels": [],  # with a purpose, the channel matrix decides
+    },
     "event": {"channel": None, "attributes": {}},
     "profile": {"consents": {}, "reachable": {}, "preferred_channel": None},
 }

@@ -29,6 +29,7 @@ class TopicNames:
     dead_letters: str
     outbound: Mapping[str, str]
     journeys: str = "journeys"
+    signals: str = "signals"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -40,6 +41,7 @@ class TopicNames:
             dead_letters=f"{prefix}tact.dead-letters",
             outbound={channel: f"{prefix}outbound.{channel}" for channel in CHANNELS},
             journeys=f"{prefix}journeys",
+            signals=f"{prefix}signals",
         )
 
     @property
@@ -48,7 +50,8 @@ class TopicNames:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return (*self.outbound.values(), self.decisions, self.dead_letters, self.journeys)
+        outbound = self.outbound.values()
+        return (*outbound, self.decisions, self.dead_letters, self.journeys, self.signals)
 
 
 class Settings(BaseSettings):
@@ -65,7 +68,9 @@ class Settings(BaseSettings):
     policy_path: Path | None = None
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9464  # 0: no metrics endpoint
-    release_interval_s: float = 0.5
+    # How often the worker looks for held work that fell due: a due step waits this long at most
+    # before its release starts (each look is a range read of the due index per partition).
+    release_interval_s: float = 0.1
     rebalance_timeout_s: float = 60.0
     # 0: per broker. On Kafka 30 s (heartbeats every 3 s). The embedded Tansu broker completes a
     # group join only after half the session timeout, so there it is 6 s (heartbeats every 1 s):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from prometheus_client import (
@@ -32,6 +32,7 @@ class Metrics:
         self._timing(self.registry)
         self._holding(self.registry)
         self._journeys(self.registry)
+        self._feedback(self.registry)
 
     def _flow(self, r: CollectorRegistry) -> None:
         self.records_in = Counter(
@@ -110,6 +111,27 @@ class Metrics:
             registry=r,
         )
 
+    def _feedback(self, r: CollectorRegistry) -> None:
+        self.contact_cost = Counter(
+            "tact_contact_cost",
+            "What the sends cost by the policy's channel prices, by channel, category and journey",
+            ["channel", "category", "journey"],
+            registry=r,
+        )
+        self.channel_switches = Counter(
+            "tact_channel_switches",
+            "Customers who turned from one channel to another within the switch window",
+            ["from_channel", "to_channel"],
+            registry=r,
+        )
+        self.feedback_score = Histogram(
+            "tact_feedback_score",
+            "NPS (0-10) and CSAT (1-5) scores, by the channel and journey of the last contact",
+            ["kind", "channel", "journey"],
+            registry=r,
+            buckets=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        )
+
     def _holding(self, r: CollectorRegistry) -> None:
         self.deferred_backlog = Gauge(
             "tact_deferred_backlog",
@@ -134,6 +156,10 @@ class Metrics:
             "tact_assigned_partitions", "Input partitions this worker owns", registry=r
         )
 
+    def watch_input_lag(self, lag: Callable[[], Iterable[tuple[str, int, int, float]]]) -> None:
+        """Export how far behind each owned input partition is, computed at each scrape."""
+        self.registry.register(_LagCollector(lag))
+
     def watch_state_cache(self, cache: CacheFigures) -> None:
         """Export the state cache's figures, read at each scrape (nothing on the hot path)."""
         self.registry.register(_StateCacheCollector(cache))
@@ -149,6 +175,28 @@ class CacheFigures(Protocol):
     misses: int
 
     def __len__(self) -> int: ...
+
+
+class _LagCollector(Collector):
+    def __init__(self, lag: Callable[[], Iterable[tuple[str, int, int, float]]]) -> None:
+        self.lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        records = GaugeMetricFamily(
+            "tact_input_lag_records",
+            "Input records behind the log end, per owned partition (0: caught up)",
+            labels=["topic", "partition"],
+        )
+        seconds = GaugeMetricFamily(
+            "tact_input_lag_seconds",
+            "While behind: how old the latest input decided is, by its record time (0: caught up)",
+            labels=["topic", "partition"],
+        )
+        for topic, partition, behind, late in self.lag():
+            records.add_metric([topic, str(partition)], behind)
+            seconds.add_metric([topic, str(partition)], late)
+        yield records
+        yield seconds
 
 
 class _StateCacheCollector(Collector):

@@ -21,12 +21,13 @@ from app.codecs.records import (
     event_from_dict,
     iso,
     profile_from_dict,
+    signal_to_dict,
     to_millis,
     transition_to_dict,
 )
 from app.codecs.state import state_as_json
 from app.policy.engine import Applied, Due, Input, ProfileDeleted, apply_record, record_time
-from app.policy.model import CustomerState, Decision, OutboundMessage, Transition
+from app.policy.model import CustomerState, Decision, OutboundMessage, Signal, Transition
 from app.policy.rules import Policy
 
 KINDS = ("profile", "event", "candidate")
@@ -37,6 +38,7 @@ class Replay:
     decisions: list[Decision] = field(default_factory=list)
     outbound: list[OutboundMessage] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)  # of journey instances
+    signals: list[Signal] = field(default_factory=list)
     dead_letters: list[tuple[int, str]] = field(default_factory=list)  # (line, error)
     states: dict[str, CustomerState] = field(default_factory=dict)
     clock: int | None = None
@@ -112,6 +114,7 @@ def _keep(result: Replay, due: list[tuple[int, str]], customer_id: str, applied:
     result.decisions.extend(applied.decisions)
     result.outbound.extend(applied.outbound)
     result.transitions.extend(applied.transitions)
+    result.signals.extend(applied.signals)
     if applied.state is None:
         result.states.pop(customer_id, None)
         return
@@ -135,6 +138,12 @@ def transition_line(transition: Transition, policy_version: str) -> str:
     return json.dumps(record, separators=(",", ":"))
 
 
+def signal_line(signal: Signal) -> str:
+    record = signal_to_dict(signal)
+    record["at"] = iso(signal.at)
+    return json.dumps(record, separators=(",", ":"))
+
+
 def run(
     events: TextIO,
     policy: Policy,
@@ -143,6 +152,7 @@ def run(
     state_out: Path | None = None,
     dead_letters_out: TextIO | None = None,
     journeys_out: TextIO | None = None,
+    signals_out: TextIO | None = None,
 ) -> Replay:
     until_ms = to_millis(until, "--until") if until else None
     result = replay(read_records(events), policy, until_ms)
@@ -151,6 +161,9 @@ def run(
     if journeys_out is not None:
         for transition in result.transitions:
             journeys_out.write(transition_line(transition, policy.version) + "\n")
+    if signals_out is not None:
+        for signal in result.signals:
+            signals_out.write(signal_line(signal) + "\n")
     if dead_letters_out is not None:
         for number, error in result.dead_letters:
             dead_letters_out.write(f"line {number}: {error}\n")

@@ -218,7 +218,9 @@ class Bench:
             "journey_peak_rss_mb": round(max(peak.mb, rss), 1),
         }
 
-    def _send(self, broker: EmbeddedBroker, topics: TopicNames, records: list[dict[str, Any]]) -> None:
+    def _send(
+        self, broker: EmbeddedBroker, topics: TopicNames, records: list[dict[str, Any]]
+    ) -> None:
         encoded = [encode_input(r, topics, self.schemas) for r in records]
         asyncio.run(preload(broker.bootstrap, encoded))
 

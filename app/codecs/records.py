@@ -16,6 +16,7 @@ from app.policy.model import (
     Decision,
     OutboundMessage,
     Outcome,
+    Signal,
     Transition,
     Urgency,
 )
@@ -25,14 +26,38 @@ class RecordError(ValueError):
     """A record that decodes but does not say what Tact needs, with the field at fault."""
 
 
+REQUIRED = {
+    "candidate": (
+        "message_id",
+        "customer_id",
+        "category",
+        "audience",
+        "urgency",
+        "created_at",
+        "template",
+    ),
+    "event": ("event_id", "customer_id", "type", "occurred_at"),
+    "profile": ("customer_id", "timezone"),
+}
+
+
+def _require(d: Mapping[str, Any], kind: str) -> None:
+    """Every missing field at once, not one per try."""
+    missing = [f for f in REQUIRED[kind] if f not in d]
+    if missing:
+        names = ", ".join(repr(f) for f in missing)
+        raise RecordError(f"{kind}: missing field{'s' if len(missing) > 1 else ''} {names}")
+
+
 def candidate_from_dict(d: Mapping[str, Any]) -> Candidate:
+    _require(d, "candidate")
     try:
         return Candidate(
             message_id=_text(d, "message_id"),
             customer_id=_text(d, "customer_id"),
             category=Category(d["category"]),
             audience=Audience(d["audience"]),
-            channels=tuple(d["channels"]),
+            channels=tuple(d.get("channels") or ()),
             urgency=Urgency(d["urgency"]),
             created_at=_millis(d, "created_at"),
             template=_text(d, "template"),
@@ -40,6 +65,7 @@ def candidate_from_dict(d: Mapping[str, Any]) -> Candidate:
             dedupe_key=d.get("dedupe_key") or None,
             expires_at=_optional_millis(d, "expires_at"),
             payload=dict(d.get("payload") or {}),
+            purpose=d.get("purpose") or "",
         )
     except KeyError as exc:
         raise RecordError(f"candidate: missing field {exc.args[0]!r}") from exc
@@ -48,6 +74,7 @@ def candidate_from_dict(d: Mapping[str, Any]) -> Candidate:
 
 
 def event_from_dict(d: Mapping[str, Any]) -> CustomerEvent:
+    _require(d, "event")
     try:
         return CustomerEvent(
             event_id=_text(d, "event_id"),
@@ -64,6 +91,7 @@ def event_from_dict(d: Mapping[str, Any]) -> CustomerEvent:
 
 
 def profile_from_dict(d: Mapping[str, Any]) -> CustomerProfile:
+    _require(d, "profile")
     try:
         return CustomerProfile(
             customer_id=_text(d, "customer_id"),
@@ -71,6 +99,8 @@ def profile_from_dict(d: Mapping[str, Any]) -> CustomerProfile:
             consents=dict(d.get("consents") or {}),
             reachable=dict(d.get("reachable") or {}),
             preferred_channel=d.get("preferred_channel"),
+            segment=d.get("segment") or None,
+            attributes=dict(d.get("attributes") or {}),
         )
     except KeyError as exc:
         raise RecordError(f"profile: missing field {exc.args[0]!r}") from exc
@@ -89,6 +119,7 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
         "release_at": decision.release_at,
         "journey": decision.journey,
         "step": decision.step,
+        "cost": decision.cost,
     }
 
 
@@ -105,6 +136,7 @@ def decision_from_dict(d: Mapping[str, Any]) -> Decision:
         release_at=_optional_millis(d, "release_at"),
         journey=d.get("journey"),
         step=d.get("step"),
+        cost=d.get("cost"),
     )
 
 
@@ -156,6 +188,19 @@ def transition_to_dict(transition: Transition, policy_version: str) -> dict[str,
         "reason": transition.reason,
         "value": transition.value,
         "policy_version": policy_version,
+    }
+
+
+def signal_to_dict(signal: Signal) -> dict[str, Any]:
+    return {
+        "signal_id": signal.signal_id,
+        "customer_id": signal.customer_id,
+        "kind": signal.kind,
+        "from_channel": signal.from_channel,
+        "to_channel": signal.to_channel,
+        "gap_ms": signal.gap_ms,
+        "at": signal.at,
+        "events": list(signal.events),
     }
 
 

@@ -18,15 +18,21 @@ from app.policy.model import (
     Candidate,
     Category,
     ConsentWord,
+    Contact,
     CustomerEvent,
     CustomerProfile,
     CustomerState,
+    Inbound,
     Instance,
     Pending,
+    Score,
+    Sent,
     Urgency,
 )
 
-VERSION = 2  # 2: the consent ledger, sends by class; 1: opted_out_categories, a list of sends
+# 3: engagement, sends awaiting delivery, feedback and contacts (appended fields: a version 2
+# state reads as one without them); 2: the consent ledger, sends by class; 1: opted_out_categories
+VERSION = 3
 
 
 class StateError(ValueError):
@@ -46,8 +52,10 @@ def encode_state(state: CustomerState) -> bytes:
                 dict(profile.consents),
                 dict(profile.reachable),
                 profile.preferred_channel,
+                profile.segment,
+                dict(profile.attributes),
             ],
-            {scope: [w.at, w.event_id, w.subscribed] for scope, w in state.consent.items()},
+            {scope: _word(w) for scope, w in state.consent.items()},
             {key: list(times) for key, times in state.sends.times.items()},
             {message_id: at for message_id, (at, _) in state.decided.items()},
             {key: [at, message_id] for key, (at, message_id) in state.dedupe.items()},
@@ -57,9 +65,40 @@ def encode_state(state: CustomerState) -> bytes:
                 for e in state.recent
             ],
             [_instance(i) for i in state.journeys],
+            {channel: [score.value, score.at] for channel, score in state.engagement.items()},
+            [_sent(s) for s in state.awaiting],
+            state.detractor_until,
+            None if state.last_contact is None else list(_contact(state.last_contact)),
+            None if state.last_inbound is None else list(_inbound(state.last_inbound)),
+            {hour: [score.value, score.at] for hour, score in state.hours.items()},
         ]
     )
     return encoded
+
+
+def _word(w: ConsentWord) -> list[Any]:
+    return (
+        [w.at, w.event_id, w.subscribed, w.source] if w.source else [w.at, w.event_id, w.subscribed]
+    )
+
+
+def _sent(s: Sent) -> list[Any]:
+    return [_candidate(s.candidate), s.channel, s.at, s.check_at, list(s.tried), list(s.order)]
+
+
+def _sent_back(customer_id: str, f: list[Any]) -> Sent:
+    candidate, channel, at, check_at, tried, order = f
+    return Sent(
+        _candidate_back(customer_id, candidate), channel, at, check_at, tuple(tried), tuple(order)
+    )
+
+
+def _contact(c: Contact) -> tuple[Any, ...]:
+    return (c.channel, c.journey, c.at)
+
+
+def _inbound(i: Inbound) -> tuple[Any, ...]:
+    return (i.event_id, i.type, i.channel, i.at)
 
 
 def decode_state(data: bytes) -> CustomerState:
@@ -67,10 +106,12 @@ def decode_state(data: bytes) -> CustomerState:
     version = fields[0] if fields else None
     if version == 1:
         fields = _from_version_1(fields)
-    elif version != VERSION:
-        raise StateError(f"state version {version!r} is neither {VERSION} nor 1")
+    elif version not in (2, VERSION):
+        raise StateError(f"state version {version!r} is not one of {VERSION}, 2 or 1")
     _, customer_id, profile, consent, sends, decided, dedupe, pending, recent, *rest = fields
-    journeys = rest[0] if rest else []  # a state written before journeys has none
+    # Fields a state written by an earlier Tact does not have yet, as that Tact meant them:
+    later: list[Any] = [*rest, *([], {}, [], 0, None, None, {})[len(rest) :]]
+    journeys, engagement, awaiting, detractor_until, contact, inbound, hours = later
     return CustomerState(
         customer_id=customer_id,
         profile=None if profile is None else CustomerProfile(customer_id, *profile),
@@ -87,6 +128,12 @@ def decode_state(data: bytes) -> CustomerState:
             for event_id, type_, at, channel, attributes in recent
         ),
         journeys=tuple(_instance_back(i) for i in journeys),
+        engagement={channel: Score(value, at) for channel, (value, at) in engagement.items()},
+        awaiting=tuple(_sent_back(customer_id, s) for s in awaiting),
+        detractor_until=detractor_until,
+        last_contact=None if contact is None else Contact(*contact),
+        last_inbound=None if inbound is None else Inbound(*inbound),
+        hours={hour: Score(value, at) for hour, (value, at) in hours.items()},
     )
 
 
@@ -117,6 +164,8 @@ def _candidate(c: Candidate) -> list[Any]:
         c.journey,
         c.journey_key,
         c.step,
+        c.purpose,
+        c.fallback_of,
     ]
 
 
@@ -133,9 +182,11 @@ def _candidate_back(customer_id: str, f: list[Any]) -> Candidate:
         key,
         expires,
         payload,
-        *step,
+        *later,
     ) = f
-    journey, journey_key, step_name = step or ("", "", "")  # not a journey's step
+    # Fields a candidate held by an earlier Tact does not have: not a journey's step, no
+    # purpose, not a fallback.
+    journey, journey_key, step_name, purpose, fallback_of = [*later, *("",) * 5][:5]
     return Candidate(
         message_id=message_id,
         customer_id=customer_id,
@@ -152,6 +203,8 @@ def _candidate_back(customer_id: str, f: list[Any]) -> Candidate:
         journey=journey,
         journey_key=journey_key,
         step=step_name,
+        purpose=purpose,
+        fallback_of=fallback_of,
     )
 
 
@@ -195,6 +248,12 @@ def state_as_json(state: CustomerState) -> dict[str, Any]:
         "pending": [_plain(asdict(p)) for p in state.pending],
         "recent": [_plain(asdict(e)) for e in state.recent],
         "journeys": [_plain({**asdict(i), "seen": sorted(i.seen)}) for i in state.journeys],
+        "engagement": {c: _plain(asdict(score)) for c, score in sorted(state.engagement.items())},
+        "awaiting": [_plain(asdict(s)) for s in state.awaiting],
+        "detractor_until": state.detractor_until,
+        "last_contact": None if state.last_contact is None else _plain(asdict(state.last_contact)),
+        "last_inbound": None if state.last_inbound is None else _plain(asdict(state.last_inbound)),
+        "hours": {str(h): _plain(asdict(score)) for h, score in sorted(state.hours.items())},
     }
 
 

@@ -67,8 +67,20 @@ def worst_case_state_bytes(policy: Policy) -> int:
         + limits.max_pending_per_customer * (64 + 2 * NUMBER)
         + limits.context_events * event
         + limits.max_journeys_per_customer * _instance_bytes(policy)
+        + MAX_TYPE_BYTES
+        + MAX_REMEMBERED_ATTRIBUTES_BYTES  # profile segment, attributes
+        + len(CHANNELS) * (16 + 2 * NUMBER)  # engagement scores
+        + 24 * (4 + 2 * NUMBER)  # engaged local hours
+        + _awaiting_bytes(policy)
+        + 2 * (an_id + MAX_TYPE_BYTES + 2 * NUMBER)  # last contact, last inbound
         + 64  # version, headers
     )
+
+
+def _awaiting_bytes(policy: Policy) -> int:
+    """Sends awaiting delivery: as many bytes as held candidates at most (fallback_rules.py)."""
+    per_send = 64 + 3 * NUMBER + 2 * len(CHANNELS) * 16
+    return policy.limits.max_held_bytes + policy.channel_rules.max_awaiting * per_send
 
 
 def _instance_bytes(policy: Policy) -> int:

@@ -30,9 +30,11 @@ def exceeded_caps(
     tz: str,
     policy: Policy,
     per_channel: bool,
+    detractor: bool = False,
 ) -> list[str]:
-    """Names of the caps a send at `at` would break; only per-channel caps, or only the others."""
-    caps = policy.caps_for(channel, category, per_channel)
+    """Names of the caps a send at `at` would break; only per-channel caps, or only the others
+    (for a detractor, the policy's stricter caps too)."""
+    caps = policy.caps_for(channel, category, per_channel, detractor)
     if not caps:
         return []
     return [

@@ -12,6 +12,7 @@ A channel may carry a category when, in this order:
   1. the customer's latest word on "channel/category", else on "channel", says yes; else
   2. the profile's consents say so for the channel; else
   3. the category's default: `opt_out` (yes unless the customer said no) or `opt_in` (no).
+A complaint on a channel is a no on "channel/promo" (feedback.py).
 And no category gate: the latest word on "category:<c>" must not be a no.
 """
 
@@ -67,6 +68,9 @@ def channel_refusal(
     """Why this channel cannot carry this category to this customer, or None if it can."""
     rule = policy.categories[category]
     if rule.requires_consent and not _consents(state, profile, channel, category, rule.opt_in):
+        word = state.consent.get(f"{channel}/{category.value}") if state.consent else None
+        if word is not None and word.source == "complaint":
+            return f"complaint:{channel}"
         return f"{channel}:no_consent"
     if not is_reachable(profile, channel, policy):
         return f"{channel}:unreachable"

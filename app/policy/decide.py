@@ -14,6 +14,7 @@ from app.policy.caps import exceeded_caps
 from app.policy.channels import channel_order
 from app.policy.consent import category_refusal, channel_refusal
 from app.policy.dedupe import already_decided, duplicate_of, expire_history
+from app.policy.engagement import by_engagement
 from app.policy.holding import hold
 from app.policy.model import (
     MINUTE,
@@ -99,11 +100,19 @@ def evaluate(
         return Verdict(Outcome.SUPPRESSED, at, reasons=(refusal,))
     eligible, refusals = _eligible_channels(state, profile, candidate, policy)
     if not eligible:
-        return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(refusals))
+        return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(refusals) or _no_channel(candidate))
     held = hold(state, candidate, at, policy, released_from)
     if held is not None:
         return held
+    if policy.channel_rules.choice == "engagement":
+        eligible, why = by_engagement(eligible, state.engagement, at, policy.channel_rules)
+        refusals += [why] if why else []
     return _choose_within_caps(state, candidate, at, eligible, refusals, policy)
+
+
+def _no_channel(candidate: Candidate) -> tuple[str, ...]:
+    """A purpose the channel matrix has no row for (validation refuses an empty list else)."""
+    return (f"no_channel:{candidate.purpose}",)
 
 
 def _eligible_channels(
@@ -129,12 +138,13 @@ def _choose_within_caps(
     policy: Policy,
 ) -> Verdict:
     assert state.profile is not None
-    tz = state.profile.timezone
-    blocked = exceeded_caps(state.sends, at, eligible[0], candidate.category, tz, policy, False)
+    tz, category = state.profile.timezone, candidate.category
+    detractor = state.detractor_until > at
+    blocked = exceeded_caps(state.sends, at, eligible[0], category, tz, policy, False, detractor)
     if blocked:
         return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(f"cap:{name}" for name in blocked))
     for channel in eligible:
-        blocked = exceeded_caps(state.sends, at, channel, candidate.category, tz, policy, True)
+        blocked = exceeded_caps(state.sends, at, channel, category, tz, policy, True, detractor)
         if not blocked:
             return Verdict(Outcome.SENT, at, channel=channel, reasons=tuple(refusals))
         refusals.extend(f"{channel}:cap:{name}" for name in blocked)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.policy.bounds import CHANGELOG_RECORD_LIMIT, worst_case_state_bytes
-from app.policy.journey_rules import Journey, StepTiming
+from app.policy.journey_rules import Journey, JourneyStep, StepTiming
 from app.policy.rules import CapRule, CategoryRule, Policy
 
 
@@ -31,6 +31,7 @@ def describe_policy(policy: Policy) -> str:
     lines.append(f"  priority: {' > '.join(c.value for c, _ in order)}")
     lines.append(f"  assumed reachable: {', '.join(sorted(policy.assume_reachable)) or 'none'}")
     lines.append(f"  limits per customer: {_limits(policy)}")
+    lines += _channels(policy)
     for journey in policy.journeys:
         lines += _journey(journey)
     return "\n".join(lines)
@@ -47,9 +48,39 @@ def _journey(journey: Journey) -> list[str]:
         skip = f"; skipped after {', '.join(sorted(step.skip_if))}" if step.skip_if else ""
         lines.append(
             f"    {number}. {step.name}: {_when(step.timing, number)} -> {step.template} by "
-            f"{' or '.join(step.channels)} ({step.category.value}, {step.urgency.value}){skip}"
+            f"{_step_channels(step)} ({step.category.value}, {step.urgency.value}){skip}"
         )
     lines.append(f"    ends on: {'; '.join(ends)}")
+    return lines
+
+
+def _step_channels(step: JourneyStep) -> str:
+    listed = " or ".join(step.channels)
+    return listed or f"the matrix's {step.purpose} channels"
+
+
+def _channels(policy: Policy) -> list[str]:
+    """The channel rules: how a channel is chosen, what it costs, when a send falls back."""
+    rules = policy.channel_rules
+    cheaper = ", cheaper first among equals" if rules.prefer_cheaper else ""
+    lines = [f"  channel choice: {rules.choice}{cheaper}"]
+    for row in rules.matrix:
+        only = [f"urgency {row.urgency.value}"] if row.urgency else []
+        only += [f"segment {row.segment}"] if row.segment else []
+        where = f" ({', '.join(only)})" if only else ""
+        lines.append(f"  matrix {row.purpose}{where}: {', '.join(row.channels)}")
+    if rules.cost:
+        lines.append("  cost: " + ", ".join(f"{c} {v:g}" for c, v in rules.cost.items()))
+    after = ", ".join(
+        f"{c} after {_duration(ms)} undelivered" for c, ms in rules.fallback_after.items()
+    )
+    on = "on delivery_failed or bounced" if rules.fallback else "off"
+    lines.append(f"  fallback: {on}{'; ' + after if after else ''}")
+    caps = "; ".join(f"{c.name} {_cap(c)}" for c in policy.detractor_caps) or "none"
+    lines.append(
+        f"  detractors (nps <= {rules.detractor_nps:g}, csat <= {rules.detractor_csat:g}) for "
+        f"{_duration(rules.detractor_for_ms)}: {caps}"
+    )
     return lines
 
 

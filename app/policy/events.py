@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.policy.bounds import MAX_REMEMBERED_ATTRIBUTES_BYTES, mapping_bytes
 from app.policy.consent import with_consent_event
 from app.policy.decide import Logged
+from app.policy.feedback import on_feedback
 from app.policy.journeys import on_journey_event
 from app.policy.model import (
     Applied,
@@ -31,9 +32,10 @@ def on_event(
     consent = with_consent_event(current.consent, event)
     if consent is not current.consent:
         current = evolve(current, consent=consent)
-    moved = on_journey_event(current, event, now, policy, logged)
+    reacted = on_feedback(current, event, now, policy, logged)
+    moved = on_journey_event(reacted.kept, event, now, policy, logged)
     current = remember(moved.kept, event, policy.limits.context_events)
-    return released.then(moved).then(release_due(current, now, policy, logged))
+    return released.then(reacted).then(moved).then(release_due(current, now, policy, logged))
 
 
 def remember(state: CustomerState, event: CustomerEvent, keep: int) -> CustomerState:

@@ -69,6 +69,13 @@ class FieldReader:
             raise self.fail(path, f"{value!r} is more than {most:,}, the most Tact allows here")
         return value
 
+    def number(self, value: Any, path: str, least: float, most: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(path, f"{value!r} must be a number")
+        if not least <= value <= most:
+            raise self.fail(path, f"{value!r} must be from {least:g} to {most:g}")
+        return float(value)
+
     def one_of(self, value: Any, path: str, known: tuple[str, ...]) -> str:
         if value not in known:
             raise self.fail(path, f"{value!r} is not one of: {', '.join(known)}")

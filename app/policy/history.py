@@ -143,6 +143,17 @@ class SendLog:
         insort(later, at)
         return SendLog(self.times.set(key, tuple(later)), self.count + 1, oldest)
 
+    def remove(self, channel: str, category: str, at: int) -> SendLog:
+        """One send fewer at `at` (one that never reached the customer)."""
+        key = send_class(channel, category)
+        times = self.times.get(key, ())
+        index = bisect_left(times, at)
+        if index == len(times) or times[index] != at:
+            return self
+        left = times[:index] + times[index + 1 :]
+        kept = self.times.set(key, left) if left else self.times.delete(key)
+        return SendLog.decoded(dict(kept.items()))
+
     def count_between(self, classes: frozenset[str], start: int, end: int) -> int:
         """Sends of these classes at `start` <= t < `end`, looking only at the classes this
         customer has sends in (most often one or two)."""

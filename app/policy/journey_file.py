@@ -34,6 +34,7 @@ STEP_KEYS = (
     "category",
     "urgency",
     "channels",
+    "purpose",
     "audience",
     "priority",
     "skip_if",
@@ -109,7 +110,10 @@ class JourneyReader(FieldReader):
                     tuple(u.value for u in Urgency),
                 )
             ),
-            channels=tuple(self.channels(item.get("channels"), f"{path}.channels")),
+            channels=tuple(
+                self.channels(item.get("channels"), f"{path}.channels", "purpose" in item)
+            ),
+            purpose=self.purpose(item.get("purpose", ""), f"{path}.purpose"),
             audience=Audience(
                 self.one_of(
                     item.get("audience", "personal"),
@@ -178,11 +182,19 @@ class JourneyReader(FieldReader):
             raise self.fail(path, "missing, or not a text of at most 128 bytes")
         return value
 
-    def channels(self, value: Any, path: str) -> list[str]:
+    def channels(self, value: Any, path: str, purpose: bool = False) -> list[str]:
         channels = self.choices(value if value is not None else [], path, CHANNELS)
-        if not channels:
-            raise self.fail(path, f"list at least one of {', '.join(CHANNELS)}")
+        if not channels and not purpose:
+            raise self.fail(
+                path,
+                f"list at least one of {', '.join(CHANNELS)}, or give a purpose for the matrix",
+            )
         return channels
+
+    def purpose(self, value: Any, path: str) -> str:
+        if value != "" and (not isinstance(value, str) or not NAME.fullmatch(value)):
+            raise self.fail(path, "not lower_snake_case (a row of the channel matrix)")
+        return str(value)
 
     def _unique(self, names: list[str], path: str, key: str) -> None:
         for i, name in enumerate(names):

@@ -35,6 +35,7 @@ class JourneyStep:
     audience: Audience = Audience.PERSONAL
     priority: int | None = None
     skip_if: frozenset[str] = frozenset()  # event types since entry that make the step pointless
+    purpose: str = ""  # with no channels: the channel matrix decides
 
 
 @dataclass(frozen=True, slots=True)

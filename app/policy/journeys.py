@@ -218,6 +218,7 @@ def step_candidate(
         journey=journey.name,
         journey_key=instance.key,
         step=step.name,
+        purpose=step.purpose,
     )
 
 

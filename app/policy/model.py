@@ -16,7 +16,9 @@ from app.policy.valueclass import value
 
 __all__ = ["DAY", "HOUR", "MINUTE", "SECOND"]  # the units live in units.py; model re-exports them
 
-CHANNELS: tuple[str, ...] = ("email", "sms", "push", "call", "messenger")
+# in_app: the app or personal cabinet; manager: a task for the customer's personal manager or
+# office, with the customer's context. Each has its outbound topic.
+CHANNELS: tuple[str, ...] = ("email", "sms", "push", "call", "messenger", "in_app", "manager")
 
 
 class Category(StrEnum):
@@ -55,6 +57,8 @@ class CustomerProfile:
     consents: Mapping[str, bool] = field(default_factory=dict)
     reachable: Mapping[str, bool] = field(default_factory=dict)
     preferred_channel: str | None = None
+    segment: str | None = None  # picks the channel matrix's rows made for it
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @value
@@ -84,6 +88,8 @@ class Candidate:
     journey: str = ""  # a journey's step: the journey, its instance's key and the step
     journey_key: str = ""
     step: str = ""
+    purpose: str = ""  # what it is for (code, documents, offer...): the channel matrix's row
+    fallback_of: str = ""  # the message this one resends on another channel
 
 
 @value
@@ -101,6 +107,7 @@ class Decision:
     release_at: int | None = None
     journey: str | None = None  # the journey and step the candidate is a step of
     step: str | None = None
+    cost: float | None = None  # what the send cost on its channel (the policy's price)
 
 
 @value
@@ -181,12 +188,84 @@ class Transition:
 
 
 @value
+class Score:
+    """A decayed sum: `value` as of `at`; it halves every half-life after."""
+
+    value: float
+    at: int
+
+
+@value
+class Sent:
+    """A message sent that may still go out on another channel: it awaits its delivery."""
+
+    candidate: Candidate  # as sent
+    channel: str
+    at: int
+    check_at: int | None  # no `delivered` by then: fall back (the channel's fallback_after)
+    tried: tuple[str, ...]  # every channel it went out on, this one last
+    order: tuple[str, ...]  # the channels it may go out on, in order
+
+    @property
+    def root(self) -> str:
+        return self.candidate.fallback_of or self.candidate.message_id
+
+
+@value
+class Contact:
+    """The customer's last contact (a send): feedback scores are counted against it."""
+
+    channel: str
+    journey: str
+    at: int
+
+
+@value
+class Inbound:
+    """The customer's last contact with us (an inbound event): a switch is a signal."""
+
+    event_id: str
+    type: str
+    channel: str
+    at: int
+
+
+@value
+class Signal:
+    """The customer turned from one channel to another within the switch window."""
+
+    customer_id: str
+    kind: str  # channel_switch
+    from_channel: str
+    to_channel: str
+    gap_ms: int
+    at: int
+    events: tuple[str, ...]  # the two events' ids
+
+    @property
+    def signal_id(self) -> str:
+        return f"{self.customer_id}/{self.kind}/{self.events[-1]}"
+
+
+@value
+class FeedbackScore:
+    """An NPS or CSAT score, attributed to the customer's last contact."""
+
+    kind: str  # nps | csat
+    score: float
+    channel: str
+    journey: str
+    detractor: bool
+
+
+@value
 class ConsentWord:
     """The customer's latest word on one consent scope, from an (un)subscribe event."""
 
     at: int  # the event's occurred_at: a later word wins, ties by event_id
     event_id: str
     subscribed: bool
+    source: str = ""  # "complaint": said by complaining on the channel, not by unsubscribing
 
     def is_later_than(self, other: ConsentWord) -> bool:
         return (self.at, self.event_id) > (other.at, other.event_id)
@@ -206,12 +285,19 @@ class CustomerState:
     pending: tuple[Pending, ...] = ()
     recent: tuple[CustomerEvent, ...] = ()  # newest last
     journeys: tuple[Instance, ...] = ()  # the live ones
+    engagement: Mapping[str, Score] = field(default_factory=dict)  # by channel
+    awaiting: tuple[Sent, ...] = ()  # sent, delivery not yet confirmed, a fallback possible
+    detractor_until: int = 0  # a low NPS/CSAT: the stricter caps hold until then
+    last_contact: Contact | None = None
+    last_inbound: Inbound | None = None
+    hours: Mapping[int, Score] = field(default_factory=dict)  # local hour -> opens and clicks
 
     @property
     def next_due(self) -> int | None:
-        """When the earliest held candidate or journey step must be looked at again."""
+        """When the earliest held candidate, journey step or delivery check must be looked at."""
         held = (p.due_at for p in self.pending)
-        return min((*held, *(i.next_time for i in self.journeys)), default=None)
+        checks = (s.check_at for s in self.awaiting if s.check_at is not None)
+        return min((*held, *(i.next_time for i in self.journeys), *checks), default=None)
 
     @property
     def opted_out_categories(self) -> frozenset[str]:
@@ -241,6 +327,12 @@ def evolve(
     pending: tuple[Pending, ...] | _Keep = KEEP,
     recent: tuple[CustomerEvent, ...] | _Keep = KEEP,
     journeys: tuple[Instance, ...] | _Keep = KEEP,
+    engagement: Mapping[str, Score] | _Keep = KEEP,
+    awaiting: tuple[Sent, ...] | _Keep = KEEP,
+    detractor_until: int | _Keep = KEEP,
+    last_contact: Contact | _Keep | None = KEEP,
+    last_inbound: Inbound | _Keep | None = KEEP,
+    hours: Mapping[int, Score] | _Keep = KEEP,
 ) -> CustomerState:
     """`dataclasses.replace` for the hot path: the fields named, typed, and no per-call checks."""
     return CustomerState(
@@ -253,6 +345,12 @@ def evolve(
         state.pending if pending is KEEP else pending,
         state.recent if recent is KEEP else recent,
         state.journeys if journeys is KEEP else journeys,
+        state.engagement if engagement is KEEP else engagement,
+        state.awaiting if awaiting is KEEP else awaiting,
+        state.detractor_until if detractor_until is KEEP else detractor_until,
+        state.last_contact if last_contact is KEEP else last_contact,
+        state.last_inbound if last_inbound is KEEP else last_inbound,
+        state.hours if hours is KEEP else hours,
     )
 
 
@@ -268,6 +366,8 @@ class Applied:
     problem: str | None = None  # the record cannot be used: a dead letter
     repeated: bool = False  # a candidate decided before (a redelivery): nothing new
     transitions: tuple[Transition, ...] = ()
+    signals: tuple[Signal, ...] = ()
+    scores: tuple[FeedbackScore, ...] = ()
 
     @property
     def kept(self) -> CustomerState:
@@ -277,7 +377,7 @@ class Applied:
 
     def then(self, later: Applied) -> Applied:
         """This, followed by `later` on its state."""
-        if not (self.decisions or self.outbound or self.transitions):
+        if not (self.decisions or self.outbound or self.transitions or self.signals or self.scores):
             return later  # the common case: nothing was released before
         return Applied(
             later.state,
@@ -286,4 +386,6 @@ class Applied:
             later.problem,
             later.repeated,
             self.transitions + later.transitions,
+            self.signals + later.signals,
+            self.scores + later.scores,
         )

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from app.policy.bounds import CHANGELOG_RECORD_LIMIT, worst_case_state_bytes
+from app.policy.channel_file import CHANNEL_KEYS, ChannelReader
 from app.policy.fields import PolicyError
-from app.policy.journey_file import JourneyReader
 from app.policy.model import CHANNELS, Audience, Category, Urgency
 from app.policy.rules import CapRule, CategoryRule, Limits, Policy, QuietHours
 
@@ -36,8 +36,15 @@ TOP_KEYS = (
     "caps",
     "limits",
     "journeys",
+    "matrix",
+    "engagement",
+    "feedback",
+    "signals",
 )
 CONSENT_DEFAULTS = ("opt_in", "opt_out")
+DETRACTOR_CAPS = [
+    {"name": "feedback_detractor", "limit": 1, "window": "7d", "categories": ["promo"]}
+]
 # What a category does unless its table says otherwise: (bypass_caps, consent)
 CATEGORY_DEFAULTS = {
     Category.SERVICE: (True, "opt_out"),
@@ -76,10 +83,10 @@ def fingerprint(doc: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
-class _PolicyReader(JourneyReader):
+class _PolicyReader(ChannelReader):
     def policy(self, doc: Mapping[str, Any]) -> Policy:
         self.table(doc, "", TOP_KEYS)
-        channels = self.table(doc, "channels", ("honour_preferred_channel", "assume_reachable"))
+        channels = self.table(doc, "channels", CHANNEL_KEYS)
         return Policy(
             version=f"{self.version(doc)}+{fingerprint(doc)}",
             dedupe_window_ms=self.dedupe_window(doc),
@@ -101,7 +108,23 @@ class _PolicyReader(JourneyReader):
             ),
             limits=self.limits(doc),
             journeys=self.journeys(doc.get("journeys", [])),
+            channel_rules=self.channel_rules(doc),
+            detractor_caps=self.detractor_caps(doc),
         )
+
+    def detractor_caps(self, doc: Mapping[str, Any]) -> tuple[CapRule, ...]:
+        """[[feedback.caps]]: for a detractor, besides the others; by default promo at most
+        once in a rolling 7 days."""
+        feedback = doc.get("feedback", {})
+        raw = feedback.get("caps", DETRACTOR_CAPS) if isinstance(feedback, dict) else []
+        if not isinstance(raw, list):
+            raise self.fail("feedback.caps", "must be an array of tables: [[feedback.caps]]")
+        caps = tuple(self.cap(item, f"feedback.caps[{i}]") for i, item in enumerate(raw))
+        taken = {cap.name for cap in self.caps(doc.get("caps", []))}
+        for i, cap in enumerate(caps):
+            if cap.name in taken:
+                raise self.fail(f"feedback.caps[{i}].name", f"{cap.name!r} is a [[caps]] name too")
+        return caps
 
     def version(self, doc: Mapping[str, Any]) -> str:
         version = doc.get("version")
@@ -169,7 +192,7 @@ class _PolicyReader(JourneyReader):
         return {category: self.category_rule(tables, category) for category in Category}
 
     def category_rule(self, tables: Mapping[str, Any], category: Category) -> CategoryRule:
-        keys = ("bypass_caps", "counts_toward_caps", "requires_consent", "consent")
+        keys = ("bypass_caps", "counts_toward_caps", "requires_consent", "consent", "send_time")
         path = f"categories.{category.value}"
         table = self.table(tables, path, keys)
         bypass, consent = CATEGORY_DEFAULTS[category]
@@ -183,6 +206,9 @@ class _PolicyReader(JourneyReader):
             ),
             opt_in=self.one_of(table.get("consent", consent), f"{path}.consent", CONSENT_DEFAULTS)
             == "opt_in",
+            send_time=self.one_of(
+                table.get("send_time", "now"), f"{path}.send_time", ("now", "engagement")
+            ),
         )
 
     def limits(self, doc: Mapping[str, Any]) -> Limits:

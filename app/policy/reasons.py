@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-# Reasons that name a message: as labels they would make one time series per message.
-NAMING_A_MESSAGE = ("duplicate_of:", "fallback_of:")
+# Reasons that name a message (or an upstream's free word): as labels they would make one time
+# series per message.
+NAMING_A_MESSAGE = ("duplicate_of:", "fallback_of:", "no_channel:")
 
 
 def reason_label(reason: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from app.policy.channel_rules import ChannelRules
 from app.policy.history import send_class
 from app.policy.journey_rules import Journey
 from app.policy.model import CHANNELS, DAY, Audience, Category, Urgency
@@ -37,6 +38,7 @@ class CategoryRule:
     # consent = "opt_in": a channel needs the customer's yes (profile or event);
     # "opt_out": a channel is allowed unless the customer said no.
     opt_in: bool = True
+    send_time: str = "now"  # "engagement": held for the customer's best local hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class Policy:
     assume_reachable: frozenset[str] = frozenset({"email", "messenger"})
     limits: Limits = Limits()
     journeys: tuple[Journey, ...] = ()
+    channel_rules: ChannelRules = field(default_factory=ChannelRules)
+    detractor_caps: tuple[CapRule, ...] = ()  # for a customer whose NPS/CSAT was low, besides
 
     # Derived from the rules above, once, for the hot path:
     history_ms: int = field(default=0, init=False)
@@ -79,6 +83,9 @@ class Policy:
         default=frozenset(), init=False, repr=False, compare=False
     )
     caps_limiting: Mapping[tuple[str, Category, bool], tuple[CapRule, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    detractor_limiting: Mapping[tuple[str, Category, bool], tuple[CapRule, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     cap_classes: Mapping[str, frozenset[str]] = field(
@@ -92,17 +99,26 @@ class Policy:
     )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "history_ms", history_for(self.caps))
+        object.__setattr__(self, "history_ms", history_for((*self.caps, *self.detractor_caps)))
         counted = frozenset(c for c, rule in self.categories.items() if rule.counts_toward_caps)
         object.__setattr__(self, "counted_categories", counted)
         object.__setattr__(self, "caps_limiting", caps_limiting(self.caps, self.categories))
-        object.__setattr__(self, "cap_classes", cap_classes(self.caps, counted))
+        detractor = caps_limiting(self.detractor_caps, self.categories)
+        object.__setattr__(self, "detractor_limiting", detractor)
+        classes = cap_classes((*self.caps, *self.detractor_caps), counted)
+        object.__setattr__(self, "cap_classes", classes)
         object.__setattr__(self, "journey_named", {j.name: j for j in self.journeys})
         object.__setattr__(self, "listening", listening(self.journeys))
 
-    def caps_for(self, channel: str, category: Category, per_channel: bool) -> tuple[CapRule, ...]:
-        """The caps that can hold back a send of `category` on `channel`."""
-        return self.caps_limiting[channel, category, per_channel]
+    def caps_for(
+        self, channel: str, category: Category, per_channel: bool, detractor: bool = False
+    ) -> tuple[CapRule, ...]:
+        """The caps that can hold back a send of `category` on `channel` (for a detractor,
+        the stricter ones too)."""
+        caps = self.caps_limiting[channel, category, per_channel]
+        if detractor:
+            return caps + self.detractor_limiting[channel, category, per_channel]
+        return caps
 
 
 def caps_limiting(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from app.policy.dedupe import claimed, unclaimed
+from app.policy.fallback_rules import awaiting_delivery
 from app.policy.model import (
     Applied,
     Candidate,
+    Contact,
     CustomerState,
     Outcome,
     Pending,
@@ -32,7 +34,11 @@ def settle(state: CustomerState, candidate: Candidate, verdict: Verdict, policy:
         return Applied(state, (decision,), transitions=steps)
     sends = state.sends.add(verdict.channel, candidate.category.value, verdict.at)
     dedupe = claimed(state.dedupe, candidate, verdict.at)
-    state = evolve(state, sends=sends, decided=decided, dedupe=dedupe)
+    contact = Contact(verdict.channel, candidate.journey, verdict.at)
+    awaiting = awaiting_delivery(state, candidate, verdict.channel, verdict.at, policy)
+    state = evolve(
+        state, sends=sends, decided=decided, dedupe=dedupe, last_contact=contact, awaiting=awaiting
+    )
     message = outbound_message(state, candidate, verdict.channel, verdict.at, policy)
     return Applied(state, (decision,), (message,), transitions=steps)
 

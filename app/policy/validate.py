@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from app.policy.bounds import MAX_ID_BYTES, MAX_TYPE_BYTES
+from app.policy.bounds import (
+    MAX_ID_BYTES,
+    MAX_REMEMBERED_ATTRIBUTES_BYTES,
+    MAX_TYPE_BYTES,
+    mapping_bytes,
+)
 from app.policy.localtime import is_valid_timezone
 from app.policy.model import CHANNELS, DAY, Candidate, CustomerEvent, CustomerProfile
 
@@ -19,8 +24,13 @@ def candidate_problem(candidate: Candidate, clock: int) -> str | None:
     too_long = _too_long(CANDIDATE_IDS, (*texts, candidate.template))
     if too_long:
         return too_long
-    if not candidate.channels:
-        return "channels is empty: list at least one of " + ", ".join(CHANNELS)
+    if len(candidate.purpose.encode()) > MAX_TYPE_BYTES:
+        return f"purpose is longer than {MAX_TYPE_BYTES} bytes"
+    if not candidate.channels and not candidate.purpose:
+        return (
+            "channels is empty and there is no purpose for the channel matrix: give a purpose "
+            "or list at least one of " + ", ".join(CHANNELS)
+        )
     if not KNOWN_CHANNELS.issuperset(candidate.channels):
         unknown = next(c for c in candidate.channels if c not in KNOWN_CHANNELS)
         return f"unknown channel {unknown!r}: use one of " + ", ".join(CHANNELS)
@@ -54,6 +64,10 @@ def profile_problem(profile: CustomerProfile) -> str | None:
             return f"{field} names unknown channel {unknown[0]!r}: use " + ", ".join(CHANNELS)
     if profile.preferred_channel is not None and profile.preferred_channel not in CHANNELS:
         return f"preferred_channel {profile.preferred_channel!r} is not a channel"
+    if profile.segment is not None and len(profile.segment.encode()) > MAX_TYPE_BYTES:
+        return f"segment is longer than {MAX_TYPE_BYTES} bytes"
+    if mapping_bytes(dict(profile.attributes)) > MAX_REMEMBERED_ATTRIBUTES_BYTES:
+        return f"attributes take more than {MAX_REMEMBERED_ATTRIBUTES_BYTES} bytes"
     return None
 
 

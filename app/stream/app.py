@@ -141,6 +141,7 @@ def build_app(
     )
     store = store or (MemoryStore(io) if in_memory else TableStore(table, io))
     app.processor = Processor(_parts(app, settings, policy, metrics, store, io, in_memory))
+    metrics.watch_input_lag(app.processor.input_lag)
     _wire_agent(app)
     _wire_release_timer(app, settings.release_interval_s)
     _wire_rebalance(app)

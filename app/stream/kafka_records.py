@@ -17,11 +17,12 @@ from app.codecs.records import (
     event_from_dict,
     outbound_to_dict,
     profile_from_dict,
+    signal_to_dict,
     transition_to_dict,
 )
 from app.config import TopicNames
 from app.policy.engine import Input, ProfileDeleted
-from app.policy.model import Decision, OutboundMessage, Transition
+from app.policy.model import Decision, OutboundMessage, Signal, Transition
 from app.stream.io import OutRecord
 
 
@@ -96,6 +97,7 @@ class OutputEncoder:
         self.clock = clock
         self.policy_version = policy_version
         self.transition_codec = schemas["tact.JourneyTransition"]
+        self.signal_codec = schemas["tact.Signal"]
         self.decision_codec = schemas["tact.Decision"]
         self.outbound_codec = schemas["tact.OutboundMessage"]
         self.dead_letter_codec = schemas["tact.DeadLetter"]
@@ -112,6 +114,10 @@ class OutputEncoder:
     def transition(self, partition: int, transition: Transition) -> OutRecord:
         value = self.transition_codec.encode(transition_to_dict(transition, self.policy_version))
         return OutRecord(self.topics.journeys, partition, transition.customer_id.encode(), value)
+
+    def signal(self, partition: int, signal: Signal) -> OutRecord:
+        value = self.signal_codec.encode(signal_to_dict(signal))
+        return OutRecord(self.topics.signals, partition, signal.customer_id.encode(), value)
 
     def dead_letter(self, topic: str, partition: int, record: RawRecord, error: str) -> OutRecord:
         """The original bytes (cut to fit a produce request) with the error and where it was."""

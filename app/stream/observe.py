@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.clock import now_ms
 from app.metrics import Metrics
-from app.policy.model import Transition
+from app.policy.model import Applied, Transition
 from app.policy.reasons import reason_label
 from app.stream.holding import Holding
 
@@ -44,8 +44,13 @@ class Observer:
                     reason = reason_label(d.reasons[0]) if d.reasons else ""
                     decisions[d.outcome.value, reason, d.channel or "", d.category.value] += 1
                     m.decision_lag.observe(max(now - d.decided_at, 0) / 1000)
+                    if d.cost:
+                        m.contact_cost.labels(d.channel, d.category.value, d.journey or "").inc(
+                            d.cost
+                        )
                 channels.update(message.channel for message in applied.outbound)
                 self._count_journeys(applied.transitions)
+                self._count_feedback(applied)
         for labels, count in decisions.items():
             m.decisions.labels(*labels).inc(count)
         for channel, count in channels.items():
@@ -77,6 +82,13 @@ class Observer:
             self.metrics.journey_transitions.labels(t.journey, t.step, t.kind).inc()
             if t.value is not None:
                 self.metrics.journey_goal_value.labels(t.journey).inc(t.value)
+
+    def _count_feedback(self, applied: Applied) -> None:
+        for s in applied.signals:
+            self.metrics.channel_switches.labels(s.from_channel, s.to_channel).inc()
+        for score in applied.scores:
+            labels = (score.kind, score.channel, score.journey)
+            self.metrics.feedback_score.labels(*labels).observe(score.score)
 
     def on_assigned(self, partitions: int) -> None:
         self.metrics.assigned_partitions.set(partitions)

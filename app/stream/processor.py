@@ -31,7 +31,13 @@ from app.stream.log_reset import logs_behind
 from app.stream.observe import Observer
 from app.stream.partition import PartitionRun
 from app.stream.recovery import read_checkpoint, recover_partitions
-from app.stream.release import RELEASE_CHUNK, count_held, due_customers, release_until
+from app.stream.release import (
+    RELEASE_CHUNK,
+    count_held,
+    due_customers,
+    floor_after,
+    release_until,
+)
 from app.stream.store import PartitionStore, Transaction
 from app.stream.writer import Owned, Writer
 
@@ -89,6 +95,20 @@ class Processor:
     @property
     def clock(self) -> Callable[[], int]:
         return self.parts.clock
+
+    def input_lag(self) -> list[tuple[str, int, int, float]]:
+        """(topic, partition, records behind the log end, seconds behind by record time) of
+        every owned input partition whose end is known; read by /metrics at each scrape."""
+        now, lag = self.clock(), []
+        for partition, owned in list(self.owned.items()):
+            for topic in self.parts.topics.inputs:
+                end = self.parts.log_end(topic, partition)
+                if end is None:
+                    continue
+                behind = max(end - owned.inputs.get(topic, 0), 0)
+                late = (now - owned.watermark) / 1000 if behind and owned.watermark else 0.0
+                lag.append((topic, partition, behind, max(late, 0.0)))
+        return lag
 
     async def process(self, fetched: list[InputRun]) -> Progress:
         """Decide runs of input records (in order) and make all of it durable at once.
@@ -184,7 +204,9 @@ class Processor:
             until = release_until(
                 self.owned[partition], self.parts.topics, self.parts.log_end, partition, clock
             )
-            due = due_customers(self.parts.store, partition, until, RELEASE_CHUNK)
+            owned = self.owned[partition]
+            due = due_customers(self.parts.store, partition, until, RELEASE_CHUNK, owned.due_floor)
+            owned.due_floor = floor_after(owned.due_floor, due, RELEASE_CHUNK, until)
             more |= len(due) == RELEASE_CHUNK
             if due:
                 run = self._new_run(partition)

@@ -39,6 +39,7 @@ class Recovered:
     sent: dict[str, OutboundMessage] = field(default_factory=dict)
     dead_letters: set[DeadLetterSource] = field(default_factory=set)
     transitions: set[str] = field(default_factory=set)  # transition_id
+    signals: set[str] = field(default_factory=set)  # signal_id
     # per output topic: what was read back and is not in the state yet -> its offset
     unapplied: dict[str, dict[Hashable, int]] = field(default_factory=dict)
     logged: dict[str, Decision] = field(default_factory=dict)  # for the core: see `published`
@@ -66,15 +67,19 @@ class Recovered:
 
     def unpublished(self, applied: Applied) -> Applied:
         """The result without the records that are on their topics already."""
-        if not self.logged and not self.transitions:
+        if not self.logged and not self.transitions and not self.signals:
             return applied
         decisions = tuple(d for d in applied.decisions if not self._on_topic(d))
         outbound = tuple(m for m in applied.outbound if m.message_id not in self.sent)
         moved = tuple(t for t in applied.transitions if t.transition_id not in self.transitions)
         self.not_repeated["decision"] += len(applied.decisions) - len(decisions)
         self.not_repeated["outbound"] += len(applied.outbound) - len(outbound)
+        signals = tuple(s for s in applied.signals if s.signal_id not in self.signals)
         self.not_repeated["transition"] += len(applied.transitions) - len(moved)
-        return replace(applied, decisions=decisions, outbound=outbound, transitions=moved)
+        self.not_repeated["signal"] += len(applied.signals) - len(signals)
+        return replace(
+            applied, decisions=decisions, outbound=outbound, transitions=moved, signals=signals
+        )
 
     def _on_topic(self, decision: Decision) -> bool:
         latest = self.decisions.get(decision.message_id)
@@ -204,6 +209,9 @@ def _read_one(
         # dies twice before the replay reaches it.
         transition_id = schemas["tact.JourneyTransition"].decode(record.value)["transition_id"]
         recovered.transitions.add(transition_id)
+        return None
+    if topic == topics.signals:  # as a transition
+        recovered.signals.add(schemas["tact.Signal"].decode(record.value)["signal_id"])
         return None
     letter = schemas["tact.DeadLetter"].decode(record.value)
     source = (letter["source_topic"], letter["source_partition"], letter["source_offset"])

@@ -1,14 +1,16 @@
 """The release index: which customers hold work due by a time, without reading all of them.
 
 One RocksDB key per customer with held work, `d/<due_at:013d>/<customer_id>` (store.py), kept by
-every write of the customer's state; keys sort by due time, so what is due is a range read from
-the start. Releases go in chunks of RELEASE_CHUNK customers, one durable write each, and the
+every write of the customer's state; keys sort by due time, so what is due is a range read.
+The read starts at the partition's floor (no key is due before it), not at the index's start:
+RocksDB would otherwise walk the deleted keys of everything released before, on every tick.
+Releases go in chunks of RELEASE_CHUNK customers, one durable write each, and the
 worker takes its other input between chunks: 09:00 for a whole time zone does not stop the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from app.codecs.state import decode_state
@@ -30,15 +32,30 @@ RELEASE_CHUNK = 1000  # customers released per durable write at most
 
 
 def due_customers(
-    store: PartitionStore, partition: int, clock: int, limit: int
+    store: PartitionStore, partition: int, clock: int, limit: int, floor: int = 0
 ) -> list[tuple[str, int]]:
-    """Up to `limit` (customer, due time) of this partition due by `clock`, earliest first."""
+    """Up to `limit` (customer, due time) of this partition due from `floor` to `clock`,
+    earliest first."""
     due = []
-    for key in store.keys(partition, DUE_PREFIX, due_key(clock + 1, "")):
+    for key in store.keys(partition, due_key(floor, ""), due_key(clock + 1, "")):
         due.append((customer_of_due_key(key), due_at_of_due_key(key)))
         if len(due) >= limit:
             break
     return due
+
+
+def floor_after(floor: int, due: list[tuple[str, int]], limit: int, clock: int) -> int:
+    """Where the next range read may start: past `clock` once everything due by it was read
+    (what a release writes is due later), else at the last due time read."""
+    return max(floor, clock + 1 if len(due) < limit else due[-1][1])
+
+
+def lowest_due(changes: Mapping[bytes, bytes | None], floor: int) -> int:
+    """The floor, lowered to any release index key a durable write added below it."""
+    for key, value in changes.items():
+        if value is not None and key.startswith(DUE_PREFIX):
+            floor = min(floor, due_at_of_due_key(key))
+    return floor
 
 
 def count_held(store: PartitionStore, partition: int) -> Holding:

@@ -1,5 +1,6 @@
 """Making runs durable, in Tact's one order:
-  1. publish the outputs (outbound messages, decisions, journey transitions, dead letters) and
+  1. publish the outputs (outbound messages, decisions, journey transitions, signals, dead
+     letters) and
      wait for every ack;
   2. write the changed states, the release index and the checkpoint (output offsets and input
      positions): the changelog, then RocksDB;
@@ -26,6 +27,7 @@ from app.stream.kafka_records import OutputEncoder
 from app.stream.observe import Observer
 from app.stream.partition import PartitionRun
 from app.stream.recovery import Recovered
+from app.stream.release import lowest_due
 from app.stream.store import CHECKPOINT_KEY, PartitionStore, state_key
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ class Owned:
     inputs: dict[str, int]  # next input offset of each input topic
     holding: Holding = field(default_factory=Holding)  # the gauges of what it holds
     watermark: int = 0  # the latest time of an input decided since this worker took it
+    # No release index key of this partition is due before this (release.py): the timer's range
+    # read starts here instead of walking the deleted keys of everything released before.
+    due_floor: int = 0
 
 
 class Writer:
@@ -78,7 +83,7 @@ class Writer:
             self.cache.drop_partitions(states)  # RocksDB may hold part of these: read it again
             raise
         for run in runs:
-            self._took(run, owned[run.partition])
+            self._took(run, owned[run.partition], states[run.partition])
         self.observer.on_durable(runs, time.perf_counter() - started)
 
     def _states_in_bounds(self, run: PartitionRun) -> dict[bytes, bytes | None]:
@@ -108,6 +113,7 @@ class Writer:
                 records += [self.encoder.decision(run.partition, d) for d in applied.decisions]
                 records += [self.encoder.outbound(run.partition, m) for m in applied.outbound]
                 records += [self.encoder.transition(run.partition, t) for t in applied.transitions]
+                records += [self.encoder.signal(run.partition, s) for s in applied.signals]
         for letter in run.dead_letters:
             records.append(
                 self.encoder.dead_letter(letter.topic, run.partition, letter.record, letter.error)
@@ -120,8 +126,9 @@ class Writer:
         packed: bytes = msgpack.packb(checkpoint)
         return packed
 
-    def _took(self, run: PartitionRun, owned: Owned) -> None:
+    def _took(self, run: PartitionRun, owned: Owned, changes: Mapping[bytes, bytes | None]) -> None:
         run.transaction.remember_written()
+        owned.due_floor = lowest_due(changes, owned.due_floor)
         owned.inputs = run.inputs
         owned.watermark = max(owned.watermark, run.watermark)
         run.transaction.count_change(owned.holding)

@@ -22,10 +22,14 @@ from app.policy.model import (
     DAY,
     Category,
     ConsentWord,
+    Contact,
     CustomerEvent,
     CustomerState,
+    Inbound,
     Outcome,
     Pending,
+    Score,
+    Sent,
     Urgency,
 )
 from app.policy.policy_file import PolicyError, parse_policy
@@ -53,7 +57,13 @@ def fullest_state(policy) -> CustomerState:
     attributes = {"k": "v" * (MAX_REMEMBERED_ATTRIBUTES_BYTES - 20)}
     return CustomerState(
         customer_id=long_id(0),
-        profile=profile(long_id(0), "America/Argentina/ComodRivadavia", CHANNELS),
+        profile=profile(
+            long_id(0),
+            "America/Argentina/ComodRivadavia",
+            CHANNELS,
+            segment="s" * 64,
+            attributes=attributes,
+        ),
         consent={s: ConsentWord(T0, long_id(3), False) for s in scopes},
         sends=SendLog.of(
             (T0 + i, "messenger", "transactional") for i in range(messages * (windows + 1))
@@ -68,6 +78,15 @@ def fullest_state(policy) -> CustomerState:
             CustomerEvent(long_id(i), long_id(0), "t" * 64, T0, "messenger", attributes)
             for i in range(limits.context_events)
         ),
+        engagement={c: Score(-1.2345678, T0) for c in CHANNELS},
+        awaiting=tuple(  # as many as held candidates, of their size (fallback_rules.py)
+            Sent(replace(held, message_id=long_id(i)), "messenger", T0, T0, CHANNELS, CHANNELS)
+            for i in range(policy.channel_rules.max_awaiting)
+        ),
+        detractor_until=T0,
+        hours={h: Score(-1.2345678, T0) for h in range(24)},
+        last_contact=Contact("messenger", "j" * 64, T0),
+        last_inbound=Inbound(long_id(4), "t" * 64, "messenger", T0),
     )
 
 

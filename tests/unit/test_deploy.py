@@ -23,7 +23,11 @@ def exported_names() -> set[str]:
     metrics.journey_transitions.labels(journey="j", step="s", transition="entered").inc()
     metrics.journey_goal_value.labels(journey="j").inc()
     metrics.journey_instances.labels("j", "0").set(1)
+    metrics.contact_cost.labels(channel="sms", category="promo", journey="").inc(0.04)
+    metrics.channel_switches.labels(from_channel="messenger", to_channel="call").inc()
+    metrics.feedback_score.labels(kind="nps", channel="sms", journey="").observe(3)
     metrics.watch_state_cache(StateCache(1))
+    metrics.watch_input_lag(lambda: [("customer.events", 0, 3, 1.5)])
     text = generate_latest(metrics.registry).decode()
     samples = {
         line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")

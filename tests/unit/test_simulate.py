@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from app.cli import main
@@ -213,3 +214,45 @@ def test_journeys_replay_with_their_transitions(tmp_path):
     assert moved[2]["reason"] == "journey_exit:application_withdrawn"
     assert moved[0]["policy_version"].startswith("journeys-1+")
     assert json.loads((tmp_path / "state.json").read_text())["c1"]["journeys"] == []
+
+
+def test_output_files_are_emptied_even_when_nothing_is_decided_and_all_dead_is_an_error(tmp_path):
+    out = tmp_path / "decisions.jsonl"
+    out.write_text("stale line from an earlier run\n")
+    events = tmp_path / "in.jsonl"
+    events.write_text(json.dumps({"kind": "candidate", "customer_id": "c1"}) + "\n")
+    result = CliRunner().invoke(
+        main, ["simulate", "--events", str(events), "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 1 and "every record was a dead letter" in result.output
+    assert out.read_text() == ""
+    # every missing field named at once
+    assert "missing fields 'message_id', 'category', 'audience', 'urgency'" in result.output
+
+
+def test_the_shipped_example_inputs_replay_cleanly(tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "examples" / "inputs.jsonl"
+    lines = [json.loads(line) for line in example.read_text().splitlines()]
+    decisions, result = run(tmp_path, lines)
+    assert "0 dead letters" in result.output
+    assert {d["message_id"]: d["channel"] for d in decisions} == {"m1": "sms", "m2": "email"}
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("tact ")
+
+
+def test_tail_knows_tacts_topics_and_shows_times_as_text():
+    from app.tail import readable, schema_for
+
+    assert schema_for("outbound.in_app") == "tact.OutboundMessage"
+    assert schema_for("signals") == "tact.Signal"
+    with pytest.raises(ValueError, match="not a Tact topic"):
+        schema_for("nope")
+    assert readable({"decided_at": 0, "key": b"c1"}) == {
+        "decided_at": "1970-01-01T00:00:00.000Z",
+        "key": "c1",
+    }
