@@ -311,9 +311,12 @@ class Bench:
         )
 
     def wait_for(self, worker: WorkerProcess, metric: str, value: float, timeout_s: float) -> None:
-        wait_until(
-            lambda: worker.metric(metric) >= value, timeout_s, f"{metric} >= {value:,.0f}", 0.25
-        )
+        def reached() -> bool:
+            if not worker.alive:
+                raise RuntimeError(f"the worker stopped; see {worker.log_path}")
+            return worker.metric(metric) >= value
+
+        wait_until(reached, timeout_s, f"{metric} >= {value:,.0f}", 0.25)
 
 
 def _service(message_id: str) -> dict[str, Any]:

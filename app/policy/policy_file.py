@@ -42,9 +42,6 @@ TOP_KEYS = (
     "signals",
 )
 CONSENT_DEFAULTS = ("opt_in", "opt_out")
-DETRACTOR_CAPS = [
-    {"name": "feedback_detractor", "limit": 1, "window": "7d", "categories": ["promo"]}
-]
 # What a category does unless its table says otherwise: (bypass_caps, consent)
 CATEGORY_DEFAULTS = {
     Category.SERVICE: (True, "opt_out"),
@@ -113,10 +110,11 @@ class _PolicyReader(ChannelReader):
         )
 
     def detractor_caps(self, doc: Mapping[str, Any]) -> tuple[CapRule, ...]:
-        """[[feedback.caps]]: for a detractor, besides the others; by default promo at most
-        once in a rolling 7 days."""
+        """[[feedback.caps]]: for a detractor, besides the others (the shipped policy: promo at
+        most once in a rolling 7 days). None unless the policy says: a policy written before
+        them keeps its meaning, and its size bound."""
         feedback = doc.get("feedback", {})
-        raw = feedback.get("caps", DETRACTOR_CAPS) if isinstance(feedback, dict) else []
+        raw = feedback.get("caps", []) if isinstance(feedback, dict) else []
         if not isinstance(raw, list):
             raise self.fail("feedback.caps", "must be an array of tables: [[feedback.caps]]")
         caps = tuple(self.cap(item, f"feedback.caps[{i}]") for i, item in enumerate(raw))

@@ -23,7 +23,7 @@ CUSTOMERS = 20
 POLICY = """
 version = "fallback-test"
 [channels.push]
-fallback_after = "6s"
+fallback_after = "10s"
 """
 
 
@@ -68,8 +68,14 @@ def test_a_push_not_delivered_goes_out_by_sms_once_across_a_kill_nine(harness, t
     policy_path = tmp_path / "fallback.toml"
     policy_path.write_text(POLICY)
     worker = harness.worker(TACT_POLICY_PATH=str(policy_path))
-    start = now_ms()
     harness.publish([_profile(n) for n in range(CUSTOMERS)])
+    wait_until(  # the notices are decided as of their created_at: the worker must be up
+        lambda: worker.metric("tact_input_records_total", topic=harness.topics.profiles)
+        >= CUSTOMERS,
+        60,
+        "the profiles read",
+    )
+    start = now_ms()
     harness.publish([_notice(n, start) for n in range(CUSTOMERS)])
     wait_until(
         lambda: worker.metric("tact_outbound_messages_total", channel="push") >= CUSTOMERS,
@@ -91,7 +97,7 @@ def test_a_push_not_delivered_goes_out_by_sms_once_across_a_kill_nine(harness, t
         60,
         "the delivery reports read",
     )
-    worker.kill()  # the checks fall due (6 s after the sends) while the worker is down
+    worker.kill()  # the checks fall due (10 s after the sends) while the worker is down
     worker.start()
     harness.wait_until_all_committed()  # liveness: every input partition read to its end
     wait_until(  # and the worker says so: every owned input partition 0 records behind
@@ -101,7 +107,7 @@ def test_a_push_not_delivered_goes_out_by_sms_once_across_a_kill_nine(harness, t
         "no input lag reported",
     )
     silent = {f"n{n}~sms" for n in range(1, CUSTOMERS, 2)}
-    wait_until(
+    wait_until(  # counted by the restarted process: it sent them, after the restart
         lambda: worker.metric("tact_outbound_messages_total", channel="sms") >= len(silent),
         60,
         "the undelivered pushes to fall back to sms",

@@ -43,6 +43,12 @@ purpose = "reminder"
 segment = "premium"
 channels = ["call", "push"]
 
+[[feedback.caps]]
+name = "feedback_detractor"
+limit = 1
+window = "7d"
+categories = ["promo"]
+
 [[caps]]
 name = "promo_week"
 limit = 5
@@ -240,6 +246,16 @@ def test_a_detractor_gets_the_stricter_caps_for_thirty_days():
     assert result.decisions[1].reasons == ("cap:feedback_detractor",)
     later = [promo(n, T0 + 31 * DAY + n * HOUR) for n in range(4, 7)]
     assert all(d.outcome is Outcome.SENT for d in run([profile(), nps, *later]).decisions)
+
+
+def test_a_policy_without_feedback_caps_has_none_and_keeps_its_meaning():
+    plain = parse_policy('version = "before-feedback"\n')
+    assert plain.detractor_caps == () and plain.history_ms == 0
+    nps = feedback(1, "nps", T0, None, score="0")
+    offers = [promo(n, T0 + n * HOUR) for n in range(1, 3)]
+    assert all(
+        d.outcome is Outcome.SENT for d in run([profile(), nps, *offers], policy=plain).decisions
+    )
 
 
 def test_a_promoter_is_not_a_detractor_and_scores_count_against_the_last_contact():
