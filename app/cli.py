@@ -199,6 +199,8 @@ def produce(path: Any, **flags: Any) -> None:
 def tail_topic(topic: str, customer: str | None, follow: bool, **flags: Any) -> None:
     """Print a Tact topic decoded, one JSON line per record (decisions, outbound.sms, journeys,
     signals, customer.events ...)."""
+    from aiokafka.errors import KafkaError
+
     from app.tail import tail
 
     settings = _settings(**flags)
@@ -206,6 +208,9 @@ def tail_topic(topic: str, customer: str | None, follow: bool, **flags: Any) -> 
         printed = asyncio.run(tail(settings, topic, customer, follow, click.echo))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KafkaError as exc:
+        where = settings.bootstrap_servers
+        raise click.ClickException(f"cannot read from Kafka at {where}: {exc}") from exc
     except KeyboardInterrupt:
         return
     click.echo(f"{printed} records", err=True)
@@ -256,7 +261,7 @@ def demo(customers: int, candidates: int, keep_running: bool) -> None:
 @click.option(
     "--journey-rate",
     type=float,
-    default=4000,
+    default=2000,
     show_default=True,
     help="Journey steps falling due per second, all customers together",
 )

@@ -74,8 +74,8 @@ async def tail(
     consumer = AIOKafkaConsumer(
         name, bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
     )
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = _partitions(consumer, name, customer)
         consumer.unsubscribe()
         consumer.assign(partitions)

@@ -67,6 +67,9 @@ def journey_policy(load: JourneyLoad) -> str:
 [dedupe]
 window = "1h"
 
+[limits]
+max_messages_per_customer = 100  # ten steps each: a short dedupe window needs a small bound
+
 [quiet_hours]
 start = "21:00"
 end = "09:00"

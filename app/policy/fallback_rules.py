@@ -40,18 +40,22 @@ def sent_now(
 
 def with_sent(state: CustomerState, sent: Sent, policy: Policy) -> tuple[Sent, ...]:
     """The open sends with this one, without those past the keep horizon, the oldest dropped
-    first beyond max_awaiting or limits.max_held_bytes."""
+    first beyond max_awaiting. A send too large for its share of limits.max_held_bytes is not
+    kept (no fallback for it), so that together they stay within it without adding them up."""
     rules = policy.channel_rules
+    share = policy.limits.max_held_bytes // rules.max_awaiting
+    if candidate_bytes(sent.candidate) + SENT_BYTES > share:
+        return state.awaiting
     horizon = sent.at - rules.fallback_keep_ms
-    kept = [s for s in state.awaiting if s.at >= horizon] + [sent]
-    kept = kept[-rules.max_awaiting :]
-    while len(kept) > 1 and _bytes(kept) > policy.limits.max_held_bytes:
-        kept.pop(0)
-    return tuple(kept)
+    awaiting = state.awaiting
+    if awaiting and awaiting[0].at < horizon:
+        awaiting = tuple(s for s in awaiting if s.at >= horizon)
+    if len(awaiting) >= rules.max_awaiting:
+        awaiting = awaiting[len(awaiting) - rules.max_awaiting + 1 :]
+    return (*awaiting, sent)
 
 
-def _bytes(sends: list[Sent]) -> int:
-    return sum(candidate_bytes(s.candidate) + 64 for s in sends)
+SENT_BYTES = 64  # a send's channel, times and channel lists, beside its candidate
 
 
 def without_sent(state: CustomerState, sent: Sent) -> tuple[Sent, ...]:

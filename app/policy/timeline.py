@@ -23,6 +23,9 @@ def release_due(state: CustomerState, now: int, policy: Policy, logged: Logged) 
     applied = Applied(state)
     if not state.pending and not state.journeys and not state.awaiting:
         return applied  # the common case: nothing held, no journey, no delivery awaited
+    due = state.next_due
+    if due is None or due > now:
+        return applied  # sends awaiting delivery without a check, or nothing due yet
     for _ in range(MAX_RELEASES):
         release = _earliest(applied.kept, now, policy, logged)
         if release is None:
