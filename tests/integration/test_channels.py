@@ -70,8 +70,9 @@ def test_a_push_not_delivered_goes_out_by_sms_once_across_a_kill_nine(harness, t
     worker = harness.worker(TACT_POLICY_PATH=str(policy_path))
     harness.publish([_profile(n) for n in range(CUSTOMERS)])
     wait_until(  # the notices are decided as of their created_at: the worker must be up
-        lambda: worker.metric("tact_input_records_total", topic=harness.topics.profiles)
-        >= CUSTOMERS,
+        lambda: (
+            worker.metric("tact_input_records_total", topic=harness.topics.profiles) >= CUSTOMERS
+        ),
         60,
         "the profiles read",
     )
@@ -101,8 +102,10 @@ def test_a_push_not_delivered_goes_out_by_sms_once_across_a_kill_nine(harness, t
     worker.start()
     harness.wait_until_all_committed()  # liveness: every input partition read to its end
     wait_until(  # and the worker says so: every owned input partition 0 records behind
-        lambda: worker.series("tact_input_lag_records") == 3 * PARTITIONS
-        and worker.metric("tact_input_lag_records") == 0,
+        lambda: (
+            worker.series("tact_input_lag_records") == 3 * PARTITIONS
+            and worker.metric("tact_input_lag_records") == 0
+        ),
         30,
         "no input lag reported",
     )
