@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # How often the worker looks for held work that fell due: a due step waits this long at most
     # before its release starts (each look is a range read of the due index per partition).
     release_interval_s: float = 0.1
+    # The timer releases what fell due this long ago, not what is due this instant: an input
+    # stamped before a step's time that is still on its way to the log (an exit, a goal) is then
+    # applied first, as a replay would.
+    release_grace_ms: int = Field(300, ge=0)
     rebalance_timeout_s: float = 60.0
     # 0: per broker. On Kafka 30 s (heartbeats every 3 s). The embedded Tansu broker completes a
     # group join only after half the session timeout, so there it is 6 s (heartbeats every 1 s):

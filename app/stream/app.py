@@ -183,6 +183,7 @@ def _parts(
         attempts=Attempts(attempts_file, settings.partitions, settings.topics.inputs),
         decoder=InputDecoder(settings.topics, schemas, settings.max_record_bytes),
         clock=now_ms,
+        release_grace_ms=settings.release_grace_ms,
         reset_state=settings.reset_state,
         failpoint=settings.failpoint,
         on_refused=app.pause_inputs,

@@ -74,6 +74,7 @@ class Parts:
     attempts: Attempts
     decoder: InputDecoder
     clock: Callable[[], int] = now_ms
+    release_grace_ms: int = 0  # see Settings.release_grace_ms
     reset_state: bool = False  # see log_reset.py
     failpoint: str = ""  # "poison:<text>": die like a crash applying a record containing text
     on_refused: Callable[[set[int]], Any] = lambda partitions: None  # stop fetching them
@@ -190,7 +191,7 @@ class Processor:
                 if self.closed:
                     return released
                 await self._ready(self.assigned)
-                runs, more = self._release_chunk(self.clock())
+                runs, more = self._release_chunk(self.clock() - self.parts.release_grace_ms)
                 if runs:
                     await self.parts.writer.write(runs, self.owned)
                 released += sum(len(run.transaction.changed) for run in runs)

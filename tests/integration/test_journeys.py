@@ -128,7 +128,12 @@ def test_the_loan_journey_survives_kill_nine_and_a_lost_disk(harness, tmp_path):
     policy_path = tmp_path / "journeys.toml"
     policy_path.write_text(JOURNEY_POLICY)
     policy = load_policy(policy_path)
-    worker, customer_profiles = start_with_profiles(harness, rng, CUSTOMERS, policy_path)
+    # The feeder publishes each event when its time comes; under load one can reach the log a
+    # few hundred ms later. The grace lets it be applied before a step due just after it, as in
+    # the replay this test compares with.
+    worker, customer_profiles = start_with_profiles(
+        harness, rng, CUSTOMERS, policy_path, TACT_RELEASE_GRACE_MS="1000"
+    )
     traffic = loan_traffic(rng, now_ms() + 1_000)
     feeder = OnTime(harness, traffic)
     feeder.start()
