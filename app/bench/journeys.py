@@ -136,9 +136,5 @@ async def release_lags_ms(bootstrap: str, topic: str, count: int, decode: Any) -
         await consumer.stop()
 
 
-def percentile(sorted_values: list[float], share: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * share))]
-
-
 def read_lags(bootstrap: str, topic: str, partitions: int, decode: Any) -> list[float]:
     return asyncio.run(release_lags_ms(bootstrap, topic, partitions, decode))

@@ -66,7 +66,11 @@ async def latency(load: Load) -> tuple[float, float]:
             f"nothing arrived on {', '.join(load.read_topics)} during the latency run"
         )
     seen.sort()
-    return seen[len(seen) // 2], seen[min(len(seen) - 1, int(len(seen) * 0.99))]
+    return percentile(seen, 0.5), percentile(seen, 0.99)
+
+
+def percentile(sorted_values: list[float], share: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * share))]
 
 
 def _encoded_load(load: Load) -> list[Encoded]:

@@ -17,10 +17,9 @@ from app.bench.journeys import (
     journey_policy,
     journey_profiles,
     journey_triggers,
-    percentile,
     read_lags,
 )
-from app.bench.latency import Load, latency, latency_candidate
+from app.bench.latency import Load, latency, latency_candidate, percentile
 from app.bench.memory import PeakRss, rss_mb
 from app.bench.pipe import PARTITIONS, pipe_rate, preload
 from app.bench.report import Result

@@ -42,7 +42,7 @@ REQUIRED = {
 
 
 def _require(d: Mapping[str, Any], kind: str) -> None:
-    """Every missing field at once, not one per try."""
+    """Every missing field at once, not one per try (the builders below then find them all)."""
     missing = [f for f in REQUIRED[kind] if f not in d]
     if missing:
         names = ", ".join(repr(f) for f in missing)
@@ -67,8 +67,6 @@ def candidate_from_dict(d: Mapping[str, Any]) -> Candidate:
             payload=dict(d.get("payload") or {}),
             purpose=d.get("purpose") or "",
         )
-    except KeyError as exc:
-        raise RecordError(f"candidate: missing field {exc.args[0]!r}") from exc
     except ValueError as exc:
         raise RecordError(f"candidate: {exc}") from exc
 
@@ -84,26 +82,21 @@ def event_from_dict(d: Mapping[str, Any]) -> CustomerEvent:
             channel=d.get("channel"),
             attributes=dict(d.get("attributes") or {}),
         )
-    except KeyError as exc:
-        raise RecordError(f"event: missing field {exc.args[0]!r}") from exc
     except ValueError as exc:
         raise RecordError(f"event: {exc}") from exc
 
 
 def profile_from_dict(d: Mapping[str, Any]) -> CustomerProfile:
     _require(d, "profile")
-    try:
-        return CustomerProfile(
-            customer_id=_text(d, "customer_id"),
-            timezone=_text(d, "timezone"),
-            consents=dict(d.get("consents") or {}),
-            reachable=dict(d.get("reachable") or {}),
-            preferred_channel=d.get("preferred_channel"),
-            segment=d.get("segment") or None,
-            attributes=dict(d.get("attributes") or {}),
-        )
-    except KeyError as exc:
-        raise RecordError(f"profile: missing field {exc.args[0]!r}") from exc
+    return CustomerProfile(
+        customer_id=_text(d, "customer_id"),
+        timezone=_text(d, "timezone"),
+        consents=dict(d.get("consents") or {}),
+        reachable=dict(d.get("reachable") or {}),
+        preferred_channel=d.get("preferred_channel"),
+        segment=d.get("segment") or None,
+        attributes=dict(d.get("attributes") or {}),
+    )
 
 
 def decision_to_dict(decision: Decision) -> dict[str, Any]:

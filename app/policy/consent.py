@@ -46,7 +46,15 @@ def with_consent_event(
     scope = consent_scope(event)
     if scope is None:
         return ledger
-    word = ConsentWord(event.occurred_at, event.event_id, event.type in OPT_IN_EVENTS)
+    return with_word(
+        ledger, scope, ConsentWord(event.occurred_at, event.event_id, event.type in OPT_IN_EVENTS)
+    )
+
+
+def with_word(
+    ledger: Mapping[str, ConsentWord], scope: str, word: ConsentWord
+) -> Mapping[str, ConsentWord]:
+    """The ledger with `word` on `scope`, if it is the latest there."""
     current = ledger.get(scope)
     if current is not None and not word.is_later_than(current):
         return ledger

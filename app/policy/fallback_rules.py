@@ -39,9 +39,10 @@ def sent_now(
 
 
 def with_sent(state: CustomerState, sent: Sent, policy: Policy) -> tuple[Sent, ...]:
-    """The open sends with this one, without those past the keep horizon, the oldest dropped
-    first beyond max_awaiting. A send too large for its share of limits.max_held_bytes is not
-    kept (no fallback for it), so that together they stay within it without adding them up."""
+    """The open sends with this one, the oldest dropped first beyond max_awaiting, and those
+    past the keep horizon once the oldest is (they are kept in the order they were sent). A send
+    too large for its share of limits.max_held_bytes is not kept (no fallback for it), so that
+    together they stay within it without adding them up."""
     rules = policy.channel_rules
     share = policy.limits.max_held_bytes // rules.max_awaiting
     if candidate_bytes(sent.candidate) + SENT_BYTES > share:

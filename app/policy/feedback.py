@@ -14,6 +14,7 @@ and channel switches.
 from __future__ import annotations
 
 from app.policy.channel_rules import DELIVERED_EVENTS, FAILED_EVENTS
+from app.policy.consent import with_word
 from app.policy.decide import Logged
 from app.policy.engagement import with_weight
 from app.policy.fallback import fall_back
@@ -25,6 +26,7 @@ from app.policy.model import (
     CustomerState,
     FeedbackScore,
     Inbound,
+    Sent,
     Signal,
     evolve,
 )
@@ -37,20 +39,24 @@ SCORE_EVENTS = {"nps": (0.0, 10.0), "csat": (1.0, 5.0)}  # event type -> the sco
 def on_feedback(
     state: CustomerState, event: CustomerEvent, at: int, policy: Policy, logged: Logged
 ) -> Applied:
-    state = _engaged(state, event, at, policy)
+    named = event.attributes.get("message_id")
+    sent = sent_named(state, named) if named and state.awaiting else None
+    state = _engaged(state, event, sent, at, policy)
     if event.type in SCORE_EVENTS:
         return _scored(state, event, at, policy)
     if event.type == "complaint":
         return Applied(_complained(state, event, policy))
     if event.attributes.get("direction") == "inbound" and event.channel:
         return _inbound(state, event, at, policy)
-    return _delivery(state, event, at, policy, logged)
+    return _delivery(state, event, sent, at, policy, logged)
 
 
-def _engaged(state: CustomerState, event: CustomerEvent, at: int, policy: Policy) -> CustomerState:
+def _engaged(
+    state: CustomerState, event: CustomerEvent, sent: Sent | None, at: int, policy: Policy
+) -> CustomerState:
     rules = policy.channel_rules
     weight = rules.weights.get(event.type)
-    channel = event.channel or _channel_of(state, event)
+    channel = event.channel or (sent.channel if sent else None)
     if weight is None or channel is None:
         return state
     engagement = with_weight(state.engagement, channel, weight, at, rules.half_life_ms)
@@ -61,19 +67,18 @@ def _engaged(state: CustomerState, event: CustomerEvent, at: int, policy: Policy
     return evolve(state, engagement=engagement, hours=hours)
 
 
-def _channel_of(state: CustomerState, event: CustomerEvent) -> str | None:
-    sent = sent_named(state, event.attributes.get("message_id", ""))
-    return None if sent is None else sent.channel
-
-
 def _delivery(
-    state: CustomerState, event: CustomerEvent, at: int, policy: Policy, logged: Logged
+    state: CustomerState,
+    event: CustomerEvent,
+    sent: Sent | None,
+    at: int,
+    policy: Policy,
+    logged: Logged,
 ) -> Applied:
     """A delivery report closes the message's fallback, or (a failure) makes it happen now.
     A late one for a message already fallen back finds nothing open: only remembered."""
     if event.type not in DELIVERED_EVENTS and event.type not in FAILED_EVENTS:
         return Applied(state)
-    sent = sent_named(state, event.attributes.get("message_id", ""))
     if sent is None or (event.channel is not None and event.channel != sent.channel):
         return Applied(state)
     if event.type in DELIVERED_EVENTS:
@@ -103,12 +108,9 @@ def _scored(state: CustomerState, event: CustomerEvent, at: int, policy: Policy)
 def _complained(state: CustomerState, event: CustomerEvent, policy: Policy) -> CustomerState:
     if not (event.channel and policy.channel_rules.complaint_opts_out):
         return state
-    scope = f"{event.channel}/promo"
     word = ConsentWord(event.occurred_at, event.event_id, False, "complaint")
-    current = state.consent.get(scope)
-    if current is not None and not word.is_later_than(current):
-        return state
-    return evolve(state, consent={**state.consent, scope: word})
+    consent = with_word(state.consent, f"{event.channel}/promo", word)
+    return state if consent is state.consent else evolve(state, consent=consent)
 
 
 def _inbound(state: CustomerState, event: CustomerEvent, at: int, policy: Policy) -> Applied:

@@ -10,7 +10,7 @@ worker takes its other input between chunks: 09:00 for a whole time zone does no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from app.codecs.state import decode_state
@@ -48,14 +48,6 @@ def floor_after(floor: int, due: list[tuple[str, int]], limit: int, clock: int) 
     """Where the next range read may start: past `clock` once everything due by it was read
     (what a release writes is due later), else at the last due time read."""
     return max(floor, clock + 1 if len(due) < limit else due[-1][1])
-
-
-def lowest_due(changes: Mapping[bytes, bytes | None], floor: int) -> int:
-    """The floor, lowered to any release index key a durable write added below it."""
-    for key, value in changes.items():
-        if value is not None and key.startswith(DUE_PREFIX):
-            floor = min(floor, due_at_of_due_key(key))
-    return floor
 
 
 def count_held(store: PartitionStore, partition: int) -> Holding:

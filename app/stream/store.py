@@ -81,6 +81,7 @@ class Transaction:
         self.states: dict[str, CustomerState | None] = {}  # as the run left them
         self.changed: set[str] = set()
         self.indexed: dict[str, int] = {}  # due index entries a release found, by customer
+        self.earliest_due: int | None = None  # of the due index entries `changes` adds
 
     def get(self, customer_id: str) -> CustomerState | None:
         if customer_id not in self.states:
@@ -99,6 +100,7 @@ class Transaction:
     def changes(self) -> dict[bytes, bytes | None]:
         """The changed states, encoded, and the release index entries that follow from them."""
         changes: dict[bytes, bytes | None] = {}
+        self.earliest_due = None
         for customer_id in sorted(self.changed):
             state, before = self.states[customer_id], self.before[customer_id]
             changes[state_key(customer_id)] = encode_state(state) if state else None
@@ -111,6 +113,8 @@ class Transaction:
                     changes[due_key(due_before, customer_id)] = None
                 if due_after is not None:
                     changes[due_key(due_after, customer_id)] = b""
+                    if self.earliest_due is None or due_after < self.earliest_due:
+                        self.earliest_due = due_after
         return changes
 
     def count_change(self, holding: Holding) -> None:

@@ -27,7 +27,6 @@ from app.stream.kafka_records import OutputEncoder
 from app.stream.observe import Observer
 from app.stream.partition import PartitionRun
 from app.stream.recovery import Recovered
-from app.stream.release import lowest_due
 from app.stream.store import CHECKPOINT_KEY, PartitionStore, state_key
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class Writer:
             self.cache.drop_partitions(states)  # RocksDB may hold part of these: read it again
             raise
         for run in runs:
-            self._took(run, owned[run.partition], states[run.partition])
+            self._took(run, owned[run.partition])
         self.observer.on_durable(runs, time.perf_counter() - started)
 
     def _states_in_bounds(self, run: PartitionRun) -> dict[bytes, bytes | None]:
@@ -126,9 +125,11 @@ class Writer:
         packed: bytes = msgpack.packb(checkpoint)
         return packed
 
-    def _took(self, run: PartitionRun, owned: Owned, changes: Mapping[bytes, bytes | None]) -> None:
+    def _took(self, run: PartitionRun, owned: Owned) -> None:
         run.transaction.remember_written()
-        owned.due_floor = lowest_due(changes, owned.due_floor)
+        earliest = run.transaction.earliest_due  # a durable write may add a key below the floor
+        if earliest is not None:
+            owned.due_floor = min(owned.due_floor, earliest)
         owned.inputs = run.inputs
         owned.watermark = max(owned.watermark, run.watermark)
         run.transaction.count_change(owned.holding)
