@@ -146,6 +146,56 @@ def simulate(
         raise click.ClickException("every record was a dead letter: nothing was decided")
 
 
+@main.command()
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON Lines, as simulate reads them (e.g. from tact export)",
+)
+@click.option(
+    "--policy",
+    "policy_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A policy TOML; give it twice or more (the first is the baseline)",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report folder"
+)
+def whatif(events_path: Path, policy_paths: tuple[Path, ...], out: Path) -> None:
+    """Replay the same inputs through several policies and report what would change."""
+    from app.whatif_cli import run_whatif_command
+
+    if len(policy_paths) < 2:
+        raise click.UsageError("give --policy at least twice: the current one and a candidate")
+    for path in policy_paths:
+        _policy_or_exit(path)
+    if not run_whatif_command(events_path, list(policy_paths), out):
+        raise click.ClickException("an invariant does not hold: see the report")
+
+
+@main.command()
+@click.option("--customers", type=int, default=100_000, show_default=True)
+@click.option("--records", type=int, default=1_000_000, show_default=True, help="Profiles included")
+@click.option("--start", default="2026-11-02T00:00:00Z", show_default=True, help="The day's start")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", required=True, type=click.File("w", lazy=False), help="JSON Lines file")
+def sample(customers: int, records: int, start: str, seed: int, out: Any) -> None:
+    """Write a generated day of traffic as JSON Lines (for simulate, whatif and produce)."""
+    from app.codecs.records import RecordError, to_millis
+    from app.traffic import recorded_day
+
+    try:
+        start_ms = to_millis(start, "--start")
+    except RecordError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    for record in recorded_day(customers, records, start_ms, seed):
+        out.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
 @main.group()
 def policy() -> None:
     """Work with policy files."""

@@ -26,3 +26,17 @@ def collector_for_deciding() -> Iterator[None]:
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+@contextmanager
+def collector_off() -> Iterator[None]:
+    """For a replay, a process that ends when its file does: the values the core builds hold
+    no cycles, so reference counting frees them all and the collector's walks of a heap of
+    100,000 customers' states (a fifth of a replay's time) buy nothing."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()

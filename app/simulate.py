@@ -26,6 +26,7 @@ from app.codecs.records import (
     transition_to_dict,
 )
 from app.codecs.state import state_as_json
+from app.collector import collector_off
 from app.policy.engine import Applied, Due, Input, ProfileDeleted, apply_record, record_time
 from app.policy.model import CustomerState, Decision, OutboundMessage, Signal, Transition
 from app.policy.rules import Policy
@@ -42,6 +43,13 @@ class Replay:
     dead_letters: list[tuple[int, str]] = field(default_factory=list)  # (line, error)
     states: dict[str, CustomerState] = field(default_factory=dict)
     clock: int | None = None
+
+    def collect(self, applied: Applied) -> None:
+        """What one record (or release) decided; a subclass may tally it instead of keeping it."""
+        self.decisions.extend(applied.decisions)
+        self.outbound.extend(applied.outbound)
+        self.transitions.extend(applied.transitions)
+        self.signals.extend(applied.signals)
 
 
 def parse_record(obj: Any) -> Input:
@@ -77,9 +85,13 @@ def replay(
     policy: Policy,
     until: int | None = None,
     resume: Replay | None = None,
+    into: Replay | None = None,
 ) -> Replay:
-    """Apply records in order; `resume` continues from the states and clock of an earlier replay."""
-    result = Replay(states=dict(resume.states), clock=resume.clock) if resume else Replay()
+    """Apply records in order; `resume` continues from the states and clock of an earlier replay;
+    what is decided goes `into` the given Replay (a new one by default)."""
+    result = into if into is not None else Replay()
+    if resume:
+        result.states, result.clock = dict(resume.states), resume.clock
     due = [(s.next_due, c) for c, s in result.states.items() if s.next_due is not None]
     heapq.heapify(due)
     for number, record in records:
@@ -111,10 +123,7 @@ def _release_until(result: Replay, due: list[tuple[int, str]], clock: int, polic
 
 
 def _keep(result: Replay, due: list[tuple[int, str]], customer_id: str, applied: Applied) -> None:
-    result.decisions.extend(applied.decisions)
-    result.outbound.extend(applied.outbound)
-    result.transitions.extend(applied.transitions)
-    result.signals.extend(applied.signals)
+    result.collect(applied)
     if applied.state is None:
         result.states.pop(customer_id, None)
         return
@@ -155,7 +164,8 @@ def run(
     signals_out: TextIO | None = None,
 ) -> Replay:
     until_ms = to_millis(until, "--until") if until else None
-    result = replay(read_records(events), policy, until_ms)
+    with collector_off():
+        result = replay(read_records(events), policy, until_ms)
     for decision in result.decisions:
         out.write(decision_line(decision) + "\n")
     if journeys_out is not None:

@@ -4,15 +4,15 @@ tests: the same list can be published to Kafka and replayed by `tact simulate`."
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.clock import now_ms
 from app.codecs.records import iso
 from app.policy.model import CHANNELS
 
-__all__ = ["Mix", "activity", "now_ms", "random_profiles"]
+__all__ = ["DAY_MIX", "Mix", "activity", "now_ms", "random_profiles", "recorded_day"]
 
 EVENT_TYPES = ("email_opened", "offer_clicked", "application_started", "app_opened")
 
@@ -51,6 +51,8 @@ class Mix:
     dedupe_share: float = 0.25  # candidates with a dedupe_key
     priorities: tuple[int | None, ...] = (None, 1, 5)
     event_types: tuple[str, ...] = EVENT_TYPES
+    # Attributes given to events of a type; "{n}" becomes the record's number.
+    event_attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def activity(
@@ -68,20 +70,27 @@ def activity(
         at = iso(start_ms + span_ms * i // max(count, 1))
         customer = f"c{rng.randrange(customers)}"
         if rng.random() < mix.event_share:
-            out.append(_event(rng, f"{prefix}e{i}", customer, at, mix))
+            out.append(_event(rng, f"{prefix}e{i}", customer, at, mix, i))
         else:
             out.append(_candidate(rng, f"{prefix}m{i}", customer, at, mix, i))
     return out
 
 
-def _event(rng: random.Random, event_id: str, customer: str, at: str, mix: Mix) -> dict[str, Any]:
+def _event(
+    rng: random.Random, event_id: str, customer: str, at: str, mix: Mix, n: int
+) -> dict[str, Any]:
+    kind = rng.choice(mix.event_types)
+    attributes = {
+        k: v.replace("{n}", str(n)) for k, v in mix.event_attributes.get(kind, {}).items()
+    }
     return {
         "kind": "event",
         "event_id": event_id,
         "customer_id": customer,
-        "type": rng.choice(mix.event_types),
+        "type": kind,
         "occurred_at": at,
         "channel": rng.choice([*CHANNELS, None]),
+        "attributes": attributes,
     }
 
 
@@ -103,3 +112,22 @@ def _candidate(
         "template": "offer",
         "payload": {"n": str(n)},
     }
+
+
+# A day of a bank's traffic: mostly campaign candidates, engagement events, and loan
+# applications that some customers complete (the loan journey's trigger and goal).
+DAY_MIX = Mix(
+    event_share=0.3,
+    event_types=(*EVENT_TYPES, "application_submitted", "application_completed"),
+    event_attributes={"application_completed": {"amount": "5000"}},
+)
+
+
+def recorded_day(
+    customers: int, records: int, start_ms: int, seed: int = 7, zones: Sequence[str] = ("UTC",)
+) -> Iterator[dict[str, Any]]:
+    """Profiles for every customer, then `records` minus those over 24 hours from `start_ms`."""
+    rng = random.Random(seed)
+    yield from random_profiles(rng, customers, zones)
+    day = 24 * 3600 * 1000
+    yield from activity(rng, customers, max(records - customers, 0), start_ms, day, mix=DAY_MIX)
