@@ -69,10 +69,15 @@ def main() -> None:
 )
 def worker(**flags: Any) -> None:
     """Run a worker: consume inputs, decide, publish outbound messages and decisions."""
+    from app.stream.web import check_view_settings
     from app.worker import run_worker
 
     settings = _settings(**flags)
     _policy_or_exit(settings.policy_path)
+    try:
+        check_view_settings(settings.view_host, settings.view_port, settings.bearer_token)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     run_worker(settings)
 
 
@@ -284,6 +289,45 @@ def export(since: str, until: str | None, topics: str, out: Any, **flags: Any) -
         raise click.ClickException(f"cannot read from Kafka at {where}: {exc}") from exc
     summary = ", ".join(f"{n} {kind}s" for kind, n in sorted(counts.items())) or "no records"
     click.echo(f"exported {summary}", err=True)
+
+
+@main.command()
+@click.argument("customer_id")
+@click.option("--message", "message_id", help="Only this message: the rules that decided it")
+@click.option("--json", "as_json", is_flag=True, help="One JSON value, for tools")
+@click.option(
+    "--view",
+    "view_url",
+    help="A worker's view, e.g. http://127.0.0.1:6066 (default: TACT_VIEW_HOST and _PORT)",
+)
+@click.option("--broker", help="[TACT_BROKER]")
+@click.option("--topic-prefix", help="[TACT_TOPIC_PREFIX]")
+def explain(
+    customer_id: str, message_id: str | None, as_json: bool, view_url: str | None, **flags: Any
+) -> None:
+    """Why did this customer get that? Past decisions, caps now, what is scheduled."""
+    from aiokafka.errors import KafkaError
+
+    from app.explain import NoWorker, live_view, past_decisions, render, story
+
+    settings = _settings(**flags)
+    url = view_url or settings.view_url
+
+    async def gather() -> dict[str, Any]:
+        view = await live_view(settings, url, customer_id)
+        return story(customer_id, view, await past_decisions(settings, customer_id), message_id)
+
+    try:
+        told = asyncio.run(gather())
+    except (NoWorker, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KafkaError as exc:
+        where = settings.bootstrap_servers
+        raise click.ClickException(f"cannot read from Kafka at {where}: {exc}") from exc
+    if as_json:
+        click.echo(json.dumps(told, ensure_ascii=False))
+    else:
+        render(told, click.echo)
 
 
 @main.command("tail")

@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     policy_path: Path | None = None
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9464  # 0: no metrics endpoint
+    # Each customer's live view over HTTP (GET /customers/{id}), answered by whichever worker
+    # owns the customer. It holds personal data: on loopback unless configured otherwise, and
+    # anywhere else only with a bearer token (view_token, or the first line of view_token_file).
+    view_host: str = "127.0.0.1"
+    view_port: int = 6066  # 0: no view
+    view_advertised_host: str = ""  # how other workers reach this one (default: view_host, or
+    # the host name when view_host is 0.0.0.0)
+    view_token: str = ""
+    view_token_file: Path | None = None
     # How often the worker looks for held work that fell due: a due step waits this long at most
     # before its release starts (each look is a range read of the due index per partition).
     release_interval_s: float = 0.1
@@ -114,6 +123,30 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value  # TACT_POLICY_PATH= : the shipped policy
+
+    @field_validator("view_token_file", mode="before")
+    @classmethod
+    def _no_file(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def bearer_token(self) -> str:
+        """The view's token ("" for none): the setting, else the token file's first line."""
+        if self.view_token or self.view_token_file is None:
+            return self.view_token
+        try:
+            lines = self.view_token_file.read_text().splitlines()
+        except OSError as exc:
+            raise ValueError(f"TACT_VIEW_TOKEN_FILE={str(self.view_token_file)!r}: {exc}") from None
+        return lines[0].strip() if lines else ""
+
+    @property
+    def view_url(self) -> str:
+        """Where other workers (and tact explain) reach this worker's view."""
+        host = self.view_advertised_host or (
+            socket.gethostname() if self.view_host in ("0.0.0.0", "::") else self.view_host
+        )
+        return f"http://{host}:{self.view_port}"
 
     @property
     def topics(self) -> TopicNames:

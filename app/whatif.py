@@ -19,17 +19,11 @@ from app.policy.engine import Input
 from app.policy.localtime import calendar_period, local
 from app.policy.model import Applied, Category, Outcome
 from app.policy.policy_file import load_policy
+from app.policy.reasons import reason_label
 from app.policy.rules import CapRule, Policy
 from app.simulate import Replay, read_records, replay
 
-# Reasons whose detail names one message or hour: counted by their kind alone.
-_DETAIL_DROPPED = ("duplicate_of", "fallback_of", "channel", "send_time")
 PROGRESS_EVERY = 5000  # records between two progress updates
-
-
-def reason_kind(reason: str) -> str:
-    kind = reason.split(":", 1)[0]
-    return kind if kind in _DETAIL_DROPPED else reason
 
 
 @dataclass
@@ -80,7 +74,7 @@ class Tally(Replay):
     def collect(self, applied: Applied) -> None:
         for decision in applied.decisions:
             if decision.outcome is Outcome.DEFERRED:
-                self.deferred[reason_kind(decision.reasons[0]) if decision.reasons else ""] += 1
+                self.deferred[reason_label(decision.reasons[0]) if decision.reasons else ""] += 1
                 continue
             if decision.message_id in self.finals:
                 self.repeated += 1
@@ -88,7 +82,7 @@ class Tally(Replay):
             self.decided_customers.add(decision.customer_id)
             self.outcomes[decision.outcome.value] += 1
             if decision.outcome is not Outcome.SENT:
-                self.not_sent[reason_kind(decision.reasons[0]) if decision.reasons else ""] += 1
+                self.not_sent[reason_label(decision.reasons[0]) if decision.reasons else ""] += 1
         for message in applied.outbound:
             self.by_channel[message.channel] += 1
             self.by_category[message.category.value] += 1

@@ -34,6 +34,7 @@ class WorkerProcess:
         self.data_dir = data_dir
         self.log_path = log_path
         self.metrics_port = free_port()
+        self.view_port = int(env.get("TACT_VIEW_PORT") or free_port())
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -43,6 +44,7 @@ class WorkerProcess:
             **self.env,
             "TACT_DATA_DIR": str(self.data_dir),
             "TACT_METRICS_PORT": str(self.metrics_port),
+            "TACT_VIEW_PORT": str(self.view_port),
         }
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start {time.strftime('%X')} =====\n".encode())

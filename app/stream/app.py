@@ -34,6 +34,7 @@ from app.stream.processor import Parts, Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
 from app.stream.tansu import fenced_table_manager
 from app.stream.undelivered import Undelivered, reread_undelivered
+from app.stream.web import faust_web_settings, wire_view
 from app.stream.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def build_app(
     _wire_agent(app)
     _wire_release_timer(app, settings.release_interval_s)
     _wire_rebalance(app)
+    wire_view(app, table)
     return app
 
 
@@ -212,8 +214,8 @@ def _faust_settings(settings: Settings, io: RecordIO) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "broker_max_poll_records": settings.fetch_max_records,
         "consumer_group_instance_id": settings.group_instance_id,
-        "web_enabled": False,
         "TableManager": manager,
+        **faust_web_settings(settings.view_host, settings.view_port, settings.view_url),
     }
 
 

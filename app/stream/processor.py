@@ -21,6 +21,7 @@ from typing import Any
 from app.clock import now_ms
 from app.codecs.avro import Schemas
 from app.config import TopicNames
+from app.policy.model import CustomerState
 from app.policy.rules import Policy
 from app.stream.cache import StateCache
 from app.stream.consumer import InputRun
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
 RESEED_CHUNK = 10_000  # keys per changelog write when the state is written again
+
+
+class NotReady(Exception):
+    """The partition is not (or not yet) this worker's."""
 
 
 class ProcessorClosed(Exception):
@@ -321,3 +326,9 @@ class Processor:
 
     def ready_partitions(self) -> list[int]:
         return sorted(self.owned)
+
+    def state_of(self, partition: int, customer_id: str) -> CustomerState | None:
+        """A customer's state as this worker's last durable write left it (for the view)."""
+        if partition not in self.owned:
+            raise NotReady(partition)
+        return Transaction(partition, self.parts.store, self.parts.cache).get(customer_id)

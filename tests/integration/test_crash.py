@@ -11,9 +11,13 @@ import json
 import random
 import shutil
 import time
+import urllib.error
+import urllib.request
 
 import pytest
+from click.testing import CliRunner
 
+from app.cli import main
 from app.policy.policy_file import load_policy
 from app.simulate import read_records, replay, state_as_json
 from app.traffic import now_ms
@@ -161,9 +165,12 @@ def test_a_frozen_broker_is_survived_without_help(harness, tmp_path):
 
 def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
     rng = random.Random(2)
-    first, customer_profiles, policy_path = worker_without_quiet_hours(harness, tmp_path, rng, 500)
+    token = {"TACT_VIEW_TOKEN": "t0ken"}
+    first, customer_profiles, policy_path = worker_without_quiet_hours(
+        harness, tmp_path, rng, 500, **token
+    )
     policy = load_policy(policy_path)
-    second = harness.worker("w2", TACT_POLICY_PATH=str(policy_path))
+    second = harness.worker("w2", TACT_POLICY_PATH=str(policy_path), **token)
     wait_until(
         lambda: (
             second.metric("tact_assigned_partitions") == 2
@@ -172,6 +179,7 @@ def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
         120,
         "the partitions to be shared",
     )
+    each_customer_is_explained_by_either_worker(harness, [first, second], customer_profiles[:40])
     traffic = activity(rng, 500, 20_000, now_ms(), 40_000, prefix="g")
     feeder = Feeder(harness, traffic, per_second=500)
     feeder.start()
@@ -193,6 +201,56 @@ def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
     changelog.poll_until_quiet()
     live = checks.table_states(next(iter(changelog.records.values())))
     assert live == {c: state_as_json(s) for c, s in expected.states.items()}
+
+
+def _view(worker, customer_id, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{worker.view_port}/customers/{customer_id}", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def each_customer_is_explained_by_either_worker(harness, workers, customer_profiles):
+    """Asked any worker, the owner answers (the other has no ready copy of its partitions: it
+    would answer 503); without the token, 401 and no customer data."""
+    answers = {}
+
+    def all_answered() -> bool:  # a partition just assigned answers 503 until it is ready
+        for worker in workers:
+            for profile in customer_profiles:
+                answers[worker, profile["customer_id"]] = _view(
+                    worker, profile["customer_id"], "t0ken"
+                )
+        return all(status == 200 for status, _ in answers.values())
+
+    wait_until(all_answered, 60, "every customer's view", every=1.0)
+    for worker in workers:
+        for profile in customer_profiles:
+            _, view = answers[worker, profile["customer_id"]]
+            assert view["profile"]["timezone"] == profile["timezone"]
+            assert [c["cap"] for c in view["caps"]] == ["rolling_24h", "rolling_7d"]
+        status, answer = _view(worker, customer_profiles[0]["customer_id"])
+        assert status == 401 and "customer_id" not in json.dumps(answer)
+    customer = customer_profiles[1]["customer_id"]
+    args = [
+        "explain",
+        customer,
+        "--json",
+        "--view",
+        f"http://127.0.0.1:{workers[0].view_port}",
+        "--broker",
+        harness.broker.url,
+        "--topic-prefix",
+        harness.prefix,
+    ]
+    told = CliRunner(env={"TACT_VIEW_TOKEN": "t0ken"}).invoke(main, args)
+    assert told.exit_code == 0, told.output
+    assert json.loads(told.output)["view"]["customer_id"] == customer
 
 
 def hostile_records(harness, rng, count, customers):
