@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from app.codecs.records import (
     RecordError,
     candidate_from_dict,
@@ -73,7 +75,7 @@ def read_records(lines: Iterable[str]) -> Iterator[tuple[int, Input | RecordErro
         if not line.strip():
             continue
         try:
-            yield number, parse_record(json.loads(line))
+            yield number, parse_record(orjson.loads(line))
         except json.JSONDecodeError as exc:
             yield number, RecordError(f"not JSON: {exc.msg} at column {exc.colno}")
         except RecordError as exc:
