@@ -69,6 +69,7 @@ def main() -> None:
 )
 def worker(**flags: Any) -> None:
     """Run a worker: consume inputs, decide, publish outbound messages and decisions."""
+    from app.kafka_security import client_options
     from app.stream.web import check_view_settings
     from app.worker import run_worker
 
@@ -76,6 +77,7 @@ def worker(**flags: Any) -> None:
     _policy_or_exit(settings.policy_path)
     try:
         check_view_settings(settings.view_host, settings.view_port, settings.bearer_token)
+        client_options(settings)  # the TLS files load
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     run_worker(settings)
@@ -231,6 +233,7 @@ def produce(path: Any, **flags: Any) -> None:
     """Publish JSON Lines inputs to Tact's topics, Avro-encoded as upstream systems would."""
     from app.client import Publisher, encode_input
     from app.codecs.avro import Schemas
+    from app.kafka_security import client_options
 
     settings = _settings(**flags)
     schemas = Schemas.load(ids=settings.schema_ids)
@@ -239,7 +242,8 @@ def produce(path: Any, **flags: Any) -> None:
     ]
 
     async def go() -> int:
-        async with Publisher(settings.bootstrap_servers) as publisher:
+        security = client_options(settings)
+        async with Publisher(settings.bootstrap_servers, security=security) as publisher:
             return await publisher.publish(records)
 
     click.echo(f"published {asyncio.run(go())} records", err=True)

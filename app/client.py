@@ -66,9 +66,12 @@ def encode_input(obj: Mapping[str, Any], topics: TopicNames, schemas: Schemas) -
 class Publisher:
     """Publishes records keyed by customer_id, in order per customer."""
 
-    def __init__(self, bootstrap_servers: str, linger_ms: int = 5) -> None:
+    def __init__(
+        self, bootstrap_servers: str, linger_ms: int = 5, security: Mapping[str, Any] | None = None
+    ) -> None:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
+            **(security or {}),
             linger_ms=linger_ms,
             max_batch_size=512 * 1024,
             acks="all",

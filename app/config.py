@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.codecs.avro import MAX_RECORD_BYTES
@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     data_dir: Path = Path("tact-data")
     store: str = "rocksdb://"
     policy_path: Path | None = None
+    # Kafka security, for the worker and every command that talks to Kafka (managed services):
+    # SSL / SASL_SSL verify the broker with kafka_ssl_cafile (default: the system's CAs) and
+    # present kafka_ssl_certfile + keyfile if the broker wants a client certificate.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_sasl_password_file: Path | None = None  # its first line, instead of the password
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: str = ""
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 9464  # 0: no metrics endpoint
     # Each customer's live view over HTTP (GET /customers/{id}), answered by whichever worker
@@ -124,21 +136,39 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value  # TACT_POLICY_PATH= : the shipped policy
 
-    @field_validator("view_token_file", mode="before")
+    @field_validator(
+        "view_token_file",
+        "kafka_sasl_password_file",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        mode="before",
+    )
     @classmethod
     def _no_file(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @model_validator(mode="after")
+    def _sasl_needs_a_login(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and (self.kafka_sasl_password or self.kafka_sasl_password_file)
+        ):
+            raise ValueError(
+                f"TACT_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "TACT_KAFKA_SASL_USERNAME and TACT_KAFKA_SASL_PASSWORD (or _PASSWORD_FILE)"
+            )
+        return self
+
+    @property
+    def kafka_sasl_secret(self) -> str:
+        return _secret(
+            self.kafka_sasl_password, self.kafka_sasl_password_file, "KAFKA_SASL_PASSWORD"
+        )
+
     @property
     def bearer_token(self) -> str:
         """The view's token ("" for none): the setting, else the token file's first line."""
-        if self.view_token or self.view_token_file is None:
-            return self.view_token
-        try:
-            lines = self.view_token_file.read_text().splitlines()
-        except OSError as exc:
-            raise ValueError(f"TACT_VIEW_TOKEN_FILE={str(self.view_token_file)!r}: {exc}") from None
-        return lines[0].strip() if lines else ""
+        return _secret(self.view_token, self.view_token_file, "VIEW_TOKEN")
 
     @property
     def view_url(self) -> str:
@@ -191,10 +221,24 @@ class Settings(BaseSettings):
             raise ValueError(_readable(exc)) from None
 
 
+def _secret(value: str, path: Path | None, name: str) -> str:
+    """A secret given as a setting, else as the first line of a file."""
+    if value or path is None:
+        return value
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"TACT_{name}_FILE={str(path)!r}: {exc}") from None
+    return lines[0].strip() if lines else ""
+
+
 def _readable(error: ValidationError) -> str:
     """One line per bad setting, named as the user wrote it."""
     lines = []
     for problem in error.errors():
+        if not problem["loc"]:  # about several settings together
+            lines.append(str(problem["msg"]).removeprefix("Value error, "))
+            continue
         name = str(problem["loc"][0]) if problem["loc"] else "?"
         given = problem.get("input")
         lines.append(f"TACT_{name.upper()}={given!r}: {problem['msg']}")

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 
 from app.codecs.avro import Schemas
 from app.config import Settings
+from app.kafka_security import client_options
 from app.tail import readable
 
 KINDS = {"profiles": "profile", "events": "event", "candidates": "candidate"}
@@ -55,7 +56,10 @@ async def export(
     wanted = [t for t in KINDS if t in set(topics)]
     names = {getattr(settings.topics, t): KINDS[t] for t in wanted}
     consumer = AIOKafkaConsumer(
-        *names, bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+        *names,
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        **client_options(settings),
     )
     await consumer.start()
     try:

@@ -17,6 +17,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from app.codecs.avro import Schemas
 from app.codecs.records import iso
 from app.config import Settings
+from app.kafka_security import client_options
 
 SCHEMA_OF = {
     "customer.events": "tact.CustomerEvent",
@@ -72,7 +73,10 @@ async def tail(
     name = settings.topic_prefix + topic
     # Named at the start so that its metadata is fetched; then read by partition, not as a group.
     consumer = AIOKafkaConsumer(
-        name, bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
+        name,
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        **client_options(settings),
     )
     try:
         await consumer.start()

@@ -13,6 +13,7 @@ from mode.utils.queues import ThrowableQueue
 from app.clock import now_ms
 from app.codecs.avro import Schemas
 from app.config import Settings
+from app.kafka_security import client_options, faust_credentials
 from app.metrics import Metrics
 from app.policy.policy_file import load_policy
 from app.policy.rules import Policy
@@ -98,6 +99,7 @@ class TactApp(faust.App):
                 settings.topics,
                 settings.partitions,
                 settings.replication,
+                security=self.io.security,
             )
             await self.io.start(settings.topics.outputs)
 
@@ -155,6 +157,7 @@ def _kafka_io(settings: Settings) -> KafkaIO:
         settings.bootstrap_servers,
         idempotent=settings.broker_kind == "kafka",
         fetch_wait_ms=settings.fetch_wait_ms,
+        security=client_options(settings),
     )
 
 
@@ -215,6 +218,7 @@ def _faust_settings(settings: Settings, io: RecordIO) -> dict[str, Any]:
         "broker_max_poll_records": settings.fetch_max_records,
         "consumer_group_instance_id": settings.group_instance_id,
         "TableManager": manager,
+        "broker_credentials": faust_credentials(settings),
         **faust_web_settings(settings.view_host, settings.view_port, settings.view_url),
     }
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,8 +61,15 @@ class RecordIO(Protocol):
 
 
 class KafkaIO:
-    def __init__(self, bootstrap_servers: str, idempotent: bool, fetch_wait_ms: int) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        idempotent: bool,
+        fetch_wait_ms: int,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security  # TLS and SASL options (kafka_security.py)
         self.idempotent = idempotent
         self.fetch_wait_ms = fetch_wait_ms
         self._producer: AIOKafkaProducer | None = None
@@ -84,6 +91,7 @@ class KafkaIO:
             # broker cannot: a retry after a lost acknowledgement could repeat a record there.)
             enable_idempotence=self.idempotent,
             request_timeout_ms=30000,
+            **(self.security or {}),
         )
         await self.producer.start()
         for topic in topics:  # learn partition leaders before the first batch needs them
@@ -151,6 +159,7 @@ class KafkaIO:
             enable_auto_commit=False,
             auto_offset_reset=reset,
             fetch_max_wait_ms=self.fetch_wait_ms,
+            **(self.security or {}),
         )
         await consumer.start()
         try:
@@ -248,10 +257,11 @@ async def ensure_topics(
     partitions: int,
     replication: int = 1,
     compacted: Iterable[str] = (),
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Create the topics that do not exist yet (idempotent)."""
     compacted = set(compacted)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -278,6 +288,7 @@ async def ensure_tact_topics(
     partitions: int,
     replication: int = 1,
     extra: Iterable[str] = (),
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Every topic Tact reads or writes (profiles compacted), plus `extra` ones."""
     await ensure_topics(
@@ -286,4 +297,5 @@ async def ensure_tact_topics(
         partitions,
         replication,
         compacted=[topics.profiles],
+        security=security,
     )
