@@ -60,6 +60,7 @@ def main() -> None:
     "--metrics-port", type=int, help="Prometheus /metrics port, 0 for none [TACT_METRICS_PORT]"
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warn", "error"]))
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="[TACT_LOG_FORMAT]")
 @click.option(
     "--reset-state",
     is_flag=True,
@@ -71,7 +72,7 @@ def worker(**flags: Any) -> None:
     """Run a worker: consume inputs, decide, publish outbound messages and decisions."""
     from app.kafka_security import client_options
     from app.stream.web import check_view_settings
-    from app.worker import run_worker
+    from app.worker import KafkaUnreachable, check_kafka, run_worker
 
     settings = _settings(**flags)
     _policy_or_exit(settings.policy_path)
@@ -80,6 +81,10 @@ def worker(**flags: Any) -> None:
         client_options(settings)  # the TLS files load
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    try:
+        check_kafka(settings, settings.connect_timeout_s)
+    except KafkaUnreachable as exc:
+        raise click.ClickException(str(exc)) from exc
     run_worker(settings)
 
 
@@ -436,8 +441,13 @@ def bench(
 @click.option("--port", type=int, default=9092, show_default=True)
 def broker(port: int) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, in memory) in the foreground."""
+    import signal
+
     from app.broker import EmbeddedBroker
 
+    # SIGTERM (docker stop, kill, a supervisor) stops the broker as Ctrl-C does: the with block
+    # is left and the broker process stopped, not orphaned with the port.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with EmbeddedBroker(port) as running:
         click.echo(f"broker listening on {running.bootstrap}; Ctrl-C stops it", err=True)
         try:

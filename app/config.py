@@ -125,7 +125,10 @@ class Settings(BaseSettings):
     # keep the customers' state and read the new log from its start (see log_reset.py).
     reset_state: bool = False
     schema_ids: dict[str, int] = Field(default_factory=dict)  # JSON: {"tact.Candidate": 7}
+    # How long a starting worker tries to reach Kafka before it says it cannot, and exits.
+    connect_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
     # For crash tests only: exit like `kill -9` at a named point of the first run that reaches it
     # ("after_outputs": outputs acked, state not written; "after_changelog": changelog acked,
     # RocksDB and input offsets not written).
