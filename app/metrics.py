@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -12,9 +14,10 @@ from prometheus_client import (
     GCCollector,
     Histogram,
     ProcessCollector,
-    start_http_server,
+    make_wsgi_app,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 BATCH_SIZES = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -164,10 +167,32 @@ class Metrics:
         """Export the state cache's figures, read at each scrape (nothing on the hot path)."""
         self.registry.register(_StateCacheCollector(cache))
 
-    def serve(self, host: str, port: int) -> None:
-        """Expose /metrics over HTTP in a background thread (port 0: do nothing)."""
-        if port:
-            start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int, probes: Probes | None = None) -> None:
+        """Expose /metrics over HTTP in a background thread (port 0: do nothing), and the
+        probes /health/live and /health/ready (200 or 503 with the reason)."""
+        if not port:
+            return
+        metrics = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            probe = (probes or {}).get(environ.get("PATH_INFO", ""))
+            if probe is None:
+                return metrics(environ, start_response)  # type: ignore[no-any-return]
+            healthy, why = probe()
+            status = "200 OK" if healthy else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+            return [f"{why}\n".encode()]
+
+        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes and probes are not worth a log line each."""
+
+
+Probes = Mapping[str, Callable[[], tuple[bool, str]]]  # path -> (healthy, why)
 
 
 class CacheFigures(Protocol):

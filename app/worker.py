@@ -93,8 +93,9 @@ def logging_config(level: str, log_format: str) -> dict[str, Any] | None:
 
 def run_worker(settings: Settings) -> None:
     metrics = Metrics()
-    metrics.serve(settings.metrics_host, settings.metrics_port)
     app = build_app(settings, metrics=metrics)
+    probes = {"/health/live": app.health.live, "/health/ready": app.health.ready}
+    metrics.serve(settings.metrics_host, settings.metrics_port, probes)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,15 @@ class WorkerProcess:
             for sample in self.samples()
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         )
+
+    def probe(self, name: str) -> tuple[int, str]:
+        """GET /health/<name> (live, ready): the status code and the reason given."""
+        url = f"http://127.0.0.1:{self.metrics_port}/health/{name}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return answer.status, answer.read().decode().strip()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode().strip()
 
     def series(self, name: str) -> int:
         """How many time series called `name` it exports."""

@@ -28,6 +28,7 @@ from app.stream.consumer import (
     register_batch_codec,
 )
 from app.stream.guard import Attempts
+from app.stream.health import Health
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_tact_topics
 from app.stream.kafka_records import InputDecoder, OutputEncoder
 from app.stream.observe import Observer
@@ -57,6 +58,7 @@ class TactApp(faust.App):
     committer: Committer
     committed: dict[tuple[str, int], int]  # what commit_later offered to commit, for inspection
     decide_agent: Any
+    health: Health
 
     def FlowControlQueue(
         self, maxsize: int | None = None, *, clear_on_resume: bool = False
@@ -148,6 +150,7 @@ def build_app(
     _wire_agent(app)
     _wire_release_timer(app, settings.release_interval_s)
     _wire_rebalance(app)
+    _wire_health(app)
     wire_view(app, table)
     return app
 
@@ -290,6 +293,18 @@ def _wire_release_timer(app: TactApp, interval: float) -> None:
         await reread_undelivered(app, watch)
 
 
+def _wire_health(app: TactApp) -> None:
+    processor = app.processor
+    app.health = Health(
+        rebalancing=lambda: bool(app.rebalancing),
+        waiting=lambda: processor.assigned - set(processor.owned),
+    )
+
+    @app.timer(1.0, name="tact.heartbeat")  # type: ignore[untyped-decorator]
+    async def heartbeat() -> None:
+        app.health.heartbeat()
+
+
 def _wire_rebalance(app: TactApp) -> None:
     inputs = set(app.tact_settings.topics.inputs)
 
@@ -302,4 +317,5 @@ def _wire_rebalance(app: TactApp) -> None:
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         partitions = {tp.partition for tp in assigned if tp.topic in inputs}
         app.processor.assign(partitions)
+        app.health.assigned_once = True
         log.info("this worker decides partitions %s", sorted(partitions))

@@ -53,3 +53,14 @@ def test_the_k8s_manifest_does_not_carry_a_copy_of_the_policy() -> None:
     manifest = (ROOT / "deploy/k8s/tact.yaml").read_text()
     assert "kind: ConfigMap" not in manifest and "[[caps]]" not in manifest
     assert "configMap: {name: tact-policy}" in manifest and "tact policy show" in manifest
+
+
+def test_probes_and_discovery_use_the_worker_health_and_find_every_worker() -> None:
+    manifest = (ROOT / "deploy/k8s/tact.yaml").read_text()
+    assert "livenessProbe:\n            httpGet: {path: /health/live, port: metrics}" in manifest
+    assert "readinessProbe:\n            httpGet: {path: /health/ready, port: metrics}" in manifest
+    assert "TACT_VIEW_TOKEN_FILE" in manifest  # its view listens on the pod network
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "/health/ready" in compose and "tact-data:/var/lib/tact" not in compose
+    assert "dns_sd_configs" in (ROOT / "deploy/prometheus.yml").read_text()
+    assert "kubernetes_sd_configs" in (ROOT / "deploy/k8s/prometheus.yml").read_text()
