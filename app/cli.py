@@ -369,13 +369,20 @@ def tail_topic(topic: str, customer: str | None, follow: bool, **flags: Any) -> 
 @click.option("--customers", type=int, default=500, show_default=True)
 @click.option("--candidates", type=int, default=5000, show_default=True)
 @click.option("--keep-running", is_flag=True, help="Leave broker and worker up to explore /metrics")
-def demo(customers: int, candidates: int, keep_running: bool) -> None:
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="tact-demo.png",
+    show_default=True,
+    help="The PNG of messages per customer in a day, with and without Tact",
+)
+def demo(customers: int, candidates: int, keep_running: bool, chart: Path) -> None:
     """Embedded broker, a worker process and sample traffic: Tact end to end in a minute."""
     from rich.console import Console
 
     from app.demo import Demo
 
-    Demo(Console(), customers, candidates).run(keep_running)
+    Demo(Console(), customers, candidates, chart).run(keep_running)
 
 
 @main.command()

@@ -48,35 +48,42 @@ def _names(summaries: Sequence[Summary]) -> list[str]:
     return [f"{Path(s.policy).name} ({s.version})" for s in summaries]
 
 
-def _grouped_bars(
+def grouped_bars(
     path: Path,
     title: str,
-    summaries: Sequence[Summary],
+    names: Sequence[str],
     counts: Sequence[Counter[str]],
     keys: Sequence[str],
     horizontal: bool = False,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
 ) -> Path:
+    """One bar per key and series, side by side, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    height = max(3.0, 0.35 * len(keys) * len(summaries) + 1) if horizontal else 4.0
+    height = max(3.0, 0.35 * len(keys) * len(names) + 1) if horizontal else 4.0
     figure, axes = plt.subplots(figsize=(9, height))
-    width = 0.8 / max(len(summaries), 1)
-    for i, (name, count) in enumerate(zip(_names(summaries), counts, strict=True)):
+    width = 0.8 / max(len(names), 1)
+    for i, (name, count) in enumerate(zip(names, counts, strict=True)):
         positions = [k + i * width for k in range(len(keys))]
         values = [count.get(key, 0) for key in keys]
         if horizontal:
             axes.barh(positions, values, height=width, label=name)
         else:
             axes.bar(positions, values, width=width, label=name)
-    ticks = [k + width * (len(summaries) - 1) / 2 for k in range(len(keys))]
+    ticks = [k + width * (len(names) - 1) / 2 for k in range(len(keys))]
     if horizontal:
         axes.set_yticks(ticks, list(keys))
         axes.invert_yaxis()
     else:
         axes.set_xticks(ticks, list(keys), rotation=30 if len(keys) > 6 else 0, ha="right")
+    if xlabel:
+        axes.set_xlabel(xlabel)
+    if ylabel:
+        axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
@@ -97,7 +104,8 @@ def charts(summaries: Sequence[Summary], out: Path) -> list[tuple[str, Path]]:
         horizontal: bool = False,
     ) -> None:
         if keys:
-            path = _grouped_bars(out / f"{name}.png", title, summaries, counts, keys, horizontal)
+            path = out / f"{name}.png"
+            grouped_bars(path, title, _names(summaries), counts, keys, horizontal)
             made.append((title, path))
 
     per_day = [Counter(str(n) for n in s.per_customer_day) for s in summaries]
