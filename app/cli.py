@@ -237,11 +237,11 @@ def policy_show() -> None:
 def produce(path: Any, **flags: Any) -> None:
     """Publish JSON Lines inputs to Tact's topics, Avro-encoded as upstream systems would."""
     from app.client import Publisher, encode_input
-    from app.codecs.avro import Schemas
+    from app.codecs.registry import schemas_for
     from app.kafka_security import client_options
 
     settings = _settings(**flags)
-    schemas = Schemas.load(ids=settings.schema_ids)
+    schemas = schemas_for(settings)
     records = [
         encode_input(json.loads(line), settings.topics, schemas) for line in path if line.strip()
     ]

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     # keep the customers' state and read the new log from its start (see log_reset.py).
     reset_state: bool = False
     schema_ids: dict[str, int] = Field(default_factory=dict)  # JSON: {"tact.Candidate": 7}
+    # A Confluent-compatible Schema Registry (e.g. https://sr.example:8081): ids come from it,
+    # and records written with other compatible versions of a schema are read (registry.py).
+    schema_registry_url: str = ""
+    schema_registry_user_info: str = ""  # "user:password", for basic auth
     # How long a starting worker tries to reach Kafka before it says it cannot, and exits.
     connect_timeout_s: float = Field(10.0, gt=0)
     log_level: str = "info"

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from app.codecs.avro import Schemas
+from app.codecs.registry import schemas_for
 from app.config import Settings
 from app.kafka_security import client_options
 from app.tail import readable
@@ -52,7 +53,7 @@ async def export(
     write: Callable[[dict[str, Any]], None],
 ) -> Counter[str]:
     """Write the range's inputs, in order; how many records of each kind."""
-    schemas = Schemas.load(ids=settings.schema_ids)
+    schemas = schemas_for(settings)
     wanted = [t for t in KINDS if t in set(topics)]
     names = {getattr(settings.topics, t): KINDS[t] for t in wanted}
     consumer = AIOKafkaConsumer(

@@ -14,8 +14,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from app.codecs.avro import Schemas
 from app.codecs.records import iso
+from app.codecs.registry import schemas_for
 from app.config import Settings
 from app.kafka_security import client_options
 
@@ -69,7 +69,7 @@ async def tail(
     say: Callable[[str], None],
 ) -> int:
     """Print the topic's records from its start (to its end, or on, following); how many."""
-    codec = Schemas.load(ids=settings.schema_ids)[schema_for(topic)]
+    codec = schemas_for(settings)[schema_for(topic)]
     name = settings.topic_prefix + topic
     # Named at the start so that its metadata is fetched; then read by partition, not as a group.
     consumer = AIOKafkaConsumer(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -28,12 +28,18 @@ class WireError(ValueError):
     """Bytes that are not a record Tact can read, with a sentence saying why."""
 
 
+WriterLookup = Callable[[int], Any]  # a schema id -> that writer's parsed schema (or None)
+
+
 @dataclass(frozen=True)
 class AvroCodec:
     name: str
     schema_id: int
     writer_schema: Any
     read_schema: Any  # the writer schema without logical types: same bytes, plain ints
+    # With a Schema Registry: a record written with another (compatible) version of the
+    # schema is read by the writer's schema and resolved to this one.
+    writer_of: WriterLookup | None = None
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         out = io.BytesIO()
@@ -49,14 +55,18 @@ class AvroCodec:
                 "not in the Confluent wire format (magic byte 0 + 4-byte schema id + Avro body)"
             )
         schema_id = HEADER.unpack_from(data)[1]
-        if schema_id != self.schema_id:
-            raise WireError(
-                f"schema id {schema_id} is not {self.name} (expected id {self.schema_id})"
-            )
+        writer = self.read_schema if schema_id == self.schema_id else self._other(schema_id)
         body = io.BytesIO(data)
         body.seek(HEADER.size)
         try:
-            record = fastavro.schemaless_reader(body, self.read_schema)
+            if writer is self.read_schema:
+                record = fastavro.schemaless_reader(body, self.read_schema)
+            else:
+                record = fastavro.schemaless_reader(body, writer, self.read_schema)
+        except fastavro.read.SchemaResolutionError as exc:
+            raise WireError(
+                f"schema id {schema_id} does not resolve to {self.name}: {_describe(exc)}"
+            ) from exc
         except Exception as exc:  # fastavro raises many types on bad bytes
             raise WireError(f"not a valid {self.name} Avro body: {_describe(exc)}") from exc
         left = len(data) - body.tell()
@@ -64,6 +74,14 @@ class AvroCodec:
             raise WireError(f"{left} bytes left over after a {self.name} record: wrong schema?")
         assert isinstance(record, dict)
         return record
+
+    def _other(self, schema_id: int) -> Any:
+        writer = self.writer_of(schema_id) if self.writer_of is not None else None
+        if writer is None:
+            raise WireError(
+                f"schema id {schema_id} is not {self.name} (expected id {self.schema_id})"
+            )
+        return writer
 
 
 def check_size(data: bytes | None, limit: int = MAX_RECORD_BYTES) -> None:
@@ -93,23 +111,38 @@ class Schemas:
 
     @classmethod
     def load(
-        cls, directory: Traversable | None = None, ids: Mapping[str, int] | None = None
+        cls,
+        directory: Traversable | None = None,
+        ids: Mapping[str, int] | None = None,
+        writer_of: WriterLookup | None = None,
     ) -> Schemas:
         directory = directory or SCHEMAS_DIR
         chosen = {**_read_ids(directory), **(ids or {})}
         codecs = {}
-        for path in sorted(directory.iterdir(), key=lambda p: p.name):
-            if not path.name.endswith(".avsc"):
-                continue
-            raw = json.loads(path.read_text())
-            name = f"{raw['namespace']}.{raw['name']}"
+        for name, raw in raw_schemas(directory).items():
             codecs[name] = AvroCodec(
                 name=name,
                 schema_id=chosen[name],
                 writer_schema=fastavro.parse_schema(raw),
-                read_schema=fastavro.parse_schema(_without_logical_types(raw)),
+                read_schema=reading_schema(raw),
+                writer_of=writer_of,
             )
         return cls(codecs)
+
+
+def raw_schemas(directory: Traversable | None = None) -> dict[str, Any]:
+    """Tact's schemas as JSON values, by full name (tact.Candidate...)."""
+    out = {}
+    for path in sorted((directory or SCHEMAS_DIR).iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".avsc"):
+            raw = json.loads(path.read_text())
+            out[f"{raw['namespace']}.{raw['name']}"] = raw
+    return out
+
+
+def reading_schema(raw: Any) -> Any:
+    """A schema parsed for reading: without logical types (the same bytes, plain ints)."""
+    return fastavro.parse_schema(_without_logical_types(raw))
 
 
 def _read_ids(directory: Traversable) -> dict[str, int]:

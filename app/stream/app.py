@@ -11,7 +11,7 @@ from faust.types import TP
 from mode.utils.queues import ThrowableQueue
 
 from app.clock import now_ms
-from app.codecs.avro import Schemas
+from app.codecs.registry import schemas_for
 from app.config import Settings
 from app.kafka_security import client_options, faust_credentials
 from app.metrics import Metrics
@@ -173,7 +173,7 @@ def _parts(
     io: RecordIO,
     in_memory: bool,
 ) -> Parts:
-    schemas = Schemas.load(ids=settings.schema_ids)
+    schemas = schemas_for(settings)
     cache = StateCache(settings.state_cache_customers)
     metrics.watch_state_cache(cache)
     observer = Observer(metrics)
