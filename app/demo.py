@@ -318,7 +318,10 @@ class Demo:
             )
             if end is not None and end.decided_at > start + 60_000:
                 ending += f" {local(end.decided_at, 'UTC'):%H:%M}Z"
-            table.add_row(message_id, now["outcome"] if now else "-", ending, why[0])
+            step = end.step if end else now["step"] if now else None
+            customer = end.customer_id if end else now["customer_id"] if now else ""
+            label = f"{customer}/{step}" if step else message_id  # journey ids are long
+            table.add_row(label, now["outcome"] if now else "-", ending, why[0])
         return table
 
     def journey_table(self, records: list[Any]) -> Table:
