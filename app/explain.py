@@ -131,6 +131,9 @@ def render(told: dict[str, Any], say: Callable[[str], None]) -> None:
         say(f"  {d['decided_at']}  {d['message_id']}{step}: {d['outcome']}{where}")
         for reason in d.get("reasons") or ():
             say(f"      because {explain_reason(reason)}  ({reason})")
+        if d.get("caps"):
+            seen = ", ".join(f"{c['cap']} {c['count']} of {c['limit']}" for c in d["caps"])
+            say(f"      caps as counted then: {seen}")
         if d.get("release_at"):
             say(f"      to be looked at again at {d['release_at']}")
     if view is not None and told["message_id"] is None:

@@ -9,6 +9,7 @@ from typing import Any
 from app.policy.model import (
     Audience,
     Candidate,
+    CapCount,
     Category,
     ContextItem,
     CustomerEvent,
@@ -113,6 +114,7 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
         "journey": decision.journey,
         "step": decision.step,
         "cost": decision.cost,
+        "caps": [{"cap": c.cap, "count": c.count, "limit": c.limit} for c in decision.caps],
     }
 
 
@@ -130,6 +132,7 @@ def decision_from_dict(d: Mapping[str, Any]) -> Decision:
         journey=d.get("journey"),
         step=d.get("step"),
         cost=d.get("cost"),
+        caps=tuple(CapCount(c["cap"], c["count"], c["limit"]) for c in d.get("caps") or ()),
     )
 
 

@@ -14,7 +14,7 @@ from bisect import bisect_left
 
 from app.policy.history import SendLog
 from app.policy.localtime import calendar_bounds
-from app.policy.model import Category
+from app.policy.model import CapCount, Category
 from app.policy.rules import CapRule, Policy
 
 
@@ -43,6 +43,30 @@ def exceeded_caps(
         if len(sends) >= cap.limit  # fewer sends than the limit cannot fill any window
         and _would_exceed(cap, policy.cap_classes[cap.name], sends, at, tz)
     ]
+
+
+def cap_counts(
+    sends: SendLog,
+    at: int,
+    channel: str,
+    category: Category,
+    tz: str,
+    policy: Policy,
+    detractor: bool = False,
+) -> tuple[CapCount, ...]:
+    """Every cap that could hold back this send, with the sends it counts at `at`: in the
+    rolling window that ends then, or in the calendar period that holds it."""
+    caps = policy.caps_for(channel, category, False, detractor)
+    caps += policy.caps_for(channel, category, True, detractor)
+    out = []
+    for cap in caps:
+        if cap.window_ms is not None:
+            start, end = at - cap.window_ms + 1, at + 1
+        else:
+            start, end = calendar_bounds(at, tz, cap.calendar or "day")
+        count = sends.count_between(policy.cap_classes[cap.name], start, end)
+        out.append(CapCount(cap.name, count, cap.limit))
+    return tuple(out)
 
 
 def _would_exceed(cap: CapRule, classes: frozenset[str], sends: SendLog, at: int, tz: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.policy.caps import exceeded_caps
+from app.policy.caps import cap_counts, exceeded_caps
 from app.policy.channels import channel_order
 from app.policy.consent import category_refusal, channel_refusal
 from app.policy.dedupe import already_decided, duplicate_of, expire_history
@@ -142,10 +142,14 @@ def _choose_within_caps(
     detractor = state.detractor_until > at
     blocked = exceeded_caps(state.sends, at, eligible[0], category, tz, policy, False, detractor)
     if blocked:
-        return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(f"cap:{name}" for name in blocked))
+        seen = cap_counts(state.sends, at, eligible[0], category, tz, policy, detractor)
+        reasons = tuple(f"cap:{name}" for name in blocked)
+        return Verdict(Outcome.SUPPRESSED, at, reasons=reasons, caps=seen)
     for channel in eligible:
         blocked = exceeded_caps(state.sends, at, channel, category, tz, policy, True, detractor)
         if not blocked:
-            return Verdict(Outcome.SENT, at, channel=channel, reasons=tuple(refusals))
+            seen = cap_counts(state.sends, at, channel, category, tz, policy, detractor)
+            return Verdict(Outcome.SENT, at, channel=channel, reasons=tuple(refusals), caps=seen)
         refusals.extend(f"{channel}:cap:{name}" for name in blocked)
-    return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(refusals))
+    seen = cap_counts(state.sends, at, eligible[-1], category, tz, policy, detractor)
+    return Verdict(Outcome.SUPPRESSED, at, reasons=tuple(refusals), caps=seen)

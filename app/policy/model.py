@@ -93,6 +93,15 @@ class Candidate:
 
 
 @value
+class CapCount:
+    """A cap as a decision saw it: the sends it counted then, and its limit."""
+
+    cap: str
+    count: int
+    limit: int
+
+
+@value
 class Decision:
     """The one record that says what happened to a candidate, and why."""
 
@@ -108,6 +117,7 @@ class Decision:
     journey: str | None = None  # the journey and step the candidate is a step of
     step: str | None = None
     cost: float | None = None  # what the send cost on its channel (the policy's price)
+    caps: tuple[CapCount, ...] = ()  # the caps that could hold it back, as counted then
 
 
 @value

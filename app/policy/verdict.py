@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.policy.model import Candidate, Decision, Outcome
+from app.policy.model import Candidate, CapCount, Decision, Outcome
 from app.policy.rules import Policy
 from app.policy.valueclass import value
 
@@ -15,6 +15,7 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     release_at: int | None = None
     hold_reason: str = ""
+    caps: tuple[CapCount, ...] = ()
 
 
 def decision_of(candidate: Candidate, verdict: Verdict, policy: Policy) -> Decision:
@@ -35,6 +36,7 @@ def decision_of(candidate: Candidate, verdict: Verdict, policy: Policy) -> Decis
         journey=candidate.journey or None,
         step=candidate.step or None,
         cost=policy.channel_rules.cost.get(verdict.channel or "") if sent else None,
+        caps=verdict.caps,
     )
 
 
@@ -49,4 +51,5 @@ def verdict_of(logged: Decision) -> Verdict:
         reasons=reasons,
         release_at=logged.release_at,
         hold_reason=reasons[0] if deferred and reasons else "",
+        caps=logged.caps,
     )

@@ -209,17 +209,19 @@ def test_old_schemas_unchanged_apart_from_added_fields_with_defaults():
 
 
 BEFORE_CHANNELS = Path(__file__).parents[1] / "fixtures" / "schemas-before-channels"
+BEFORE_EXPLAIN = Path(__file__).parents[1] / "fixtures" / "schemas-before-explain"
+EARLIER = [(d, p.stem) for d in (BEFORE_CHANNELS, BEFORE_EXPLAIN) for p in sorted(d.glob("*.avsc"))]
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in BEFORE_CHANNELS.glob("*.avsc")))
-def test_records_written_before_the_new_channels_read_now_and_the_reverse(name):
+@pytest.mark.parametrize(("before", "name"), EARLIER)
+def test_records_written_before_the_new_channels_read_now_and_the_reverse(before, name):
     """The schemas as deployed before in_app, manager, purpose, segment, attributes and cost:
     every record their writers made reads with today's schemas (Schema Registry's
     BACKWARD_TRANSITIVE), and today's records that use only what the old schemas know read with
     them (consumers not yet upgraded)."""
     from fastavro.utils import generate_many
 
-    old = fastavro.parse_schema(json.loads((BEFORE_CHANNELS / f"{name}.avsc").read_text()))
+    old = fastavro.parse_schema(json.loads((before / f"{name}.avsc").read_text()))
     new = fastavro.parse_schema(json.loads((Path("schemas") / f"{name}.avsc").read_text()))
     added = {f["name"] for f in new["fields"]} - {f["name"] for f in old["fields"]}
     for record in generate_many(old, 20):

@@ -51,12 +51,18 @@ def test_the_story_names_the_rule_that_decided_a_message():
 
     result = _replayed()
     decisions = [json.loads(decision_line(d)) for d in result.decisions if d.customer_id == "c2"]
+    (second,) = [d for d in result.decisions if d.message_id == "p1"]
+    assert [(c.cap, c.count, c.limit) for c in second.caps] == [
+        ("rolling_24h", 1, 2),
+        ("rolling_7d", 1, 5),
+    ]
     view = customer_view(result.states["c2"], POLICY, T0 + HOUR)
     lines: list[str] = []
     render(story("c2", view, decisions, "p2"), lines.append)
     text = "\n".join(lines)
     assert "p2: suppressed" in text
     assert "because the cap rolling_24h was full  (cap:rolling_24h)" in text
+    assert "caps as counted then: rolling_24h 2 of 2, rolling_7d 2 of 5" in text
     assert "p0" not in text
     lines.clear()
     render(story("c2", view, decisions, None), lines.append)

@@ -113,6 +113,9 @@ def capped_sends(result, policy: Policy):
 @settings(max_examples=150, deadline=None)
 def test_no_customer_ever_exceeds_a_cap_in_any_window(records, policy):
     result = run(records, policy)
+    for decision in result.decisions:  # what the record says it saw agrees
+        if decision.outcome is Outcome.SENT:
+            assert all(c.count < c.limit for c in decision.caps), decision
     zones = {r.customer_id: r.timezone for r in records if hasattr(r, "timezone")}
     for customer, messages in capped_sends(result, policy).items():
         for cap in policy.caps:
