@@ -44,6 +44,11 @@ def customer_view(state: CustomerState, policy: Policy, now: int) -> dict[str, A
             {"at": iso(at), "channel": channel, "category": category}
             for at, channel, category in reversed(state.sends.sends())
         ],
+        # The outcome and reasons of each are on the decisions topic (tact explain reads them).
+        "recently_decided": [
+            {"message_id": m, "at": iso(at)}
+            for m, (at, _) in sorted(state.decided.items(), key=lambda item: -item[1][0])[:20]
+        ],
         "awaiting_delivery": [
             {
                 "message_id": s.candidate.message_id,

@@ -44,6 +44,7 @@ def test_the_view_counts_caps_and_shows_the_next_step_of_a_journey():
     assert journey["next_step"] == "next_steps"
     assert journey["next_step_at"] == "2026-11-18T14:00:00.000Z"  # 2 h after the trigger
     assert loan["recent_events"][0]["type"] == "application_submitted"
+    assert [d["message_id"] for d in promo["recently_decided"]] == ["p2", "p1", "p0"]
 
 
 def test_the_story_names_the_rule_that_decided_a_message():
