@@ -23,7 +23,7 @@ from app.codecs.avro import Schemas
 from app.codecs.registry import schemas_for
 from app.config import Settings
 from app.kafka_security import client_options
-from app.tail import readable
+from app.tail import IDLE_S, readable
 
 KINDS = {"profiles": "profile", "events": "event", "candidates": "candidate"}
 SCHEMAS = {
@@ -31,7 +31,6 @@ SCHEMAS = {
     "event": "tact.CustomerEvent",
     "candidate": "tact.Candidate",
 }
-IDLE_S = 1.0  # past the reported end, read on until nothing arrives for this long (see _read)
 
 
 @dataclass(frozen=True, order=True)

@@ -7,6 +7,7 @@ and Kafka's default partitioner places a key), and only their records are printe
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,8 @@ from app.codecs.records import iso
 from app.codecs.registry import schemas_for
 from app.config import Settings
 from app.kafka_security import client_options
+
+IDLE_S = 1.0
 
 SCHEMA_OF = {
     "customer.events": "tact.CustomerEvent",
@@ -87,8 +90,19 @@ async def tail(
         ends = await consumer.end_offsets(partitions)
         printed = 0
         key = customer.encode() if customer is not None else None
-        while follow or [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
+        # Past the reported ends, on until nothing arrives for IDLE_S: the embedded broker can
+        # report an end short of a batch's last records (DESIGN.md).
+        while (
+            follow
+            or [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            or loop.time() - quiet_since < IDLE_S
+        ):
+            batch = await consumer.getmany(timeout_ms=200)
+            if batch:
+                quiet_since = loop.time()
+            for records in batch.values():
                 for record in records:
                     if record.value is None or (key is not None and record.key != key):
                         continue
