@@ -100,13 +100,16 @@ class WorkerProcess:
         )
 
     def probe(self, name: str) -> tuple[int, str]:
-        """GET /health/<name> (live, ready): the status code and the reason given."""
+        """GET /health/<name> (live, ready): the status code and the reason given (0: no
+        answer)."""
         url = f"http://127.0.0.1:{self.metrics_port}/health/{name}"
         try:
             with urllib.request.urlopen(url, timeout=5) as answer:
                 return answer.status, answer.read().decode().strip()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode().strip()
+        except OSError as error:  # not listening yet (or any more)
+            return 0, str(error)
 
     def series(self, name: str) -> int:
         """How many time series called `name` it exports."""

@@ -44,6 +44,10 @@ class Result:
     journey_release_lag_max_ms: float = 0.0
     journey_rss_mb: float = 0.0
     journey_peak_rss_mb: float = 0.0
+    # A lost disk: a worker with an empty data directory rebuilds the state from the changelog.
+    restore_changelog_records: int = 0
+    restore_ready_s: float = 0.0  # from its start (process, group join, restore) to ready
+    restore_records_per_s: float = 0.0  # the records over that time: a floor on the rate
 
 
 def result_json(result: Result) -> str:
@@ -78,6 +82,10 @@ def _worker_rows(r: Result) -> list[tuple[str, str]]:
         ("pipe latency p99 at the same load", f"{r.pipe_p99_ms:.1f} ms"),
         ("worker RSS after the run", f"{r.rss_mb:,.0f} MB"),
         ("worker RSS, highest over the run", f"{r.peak_rss_mb:,.0f} MB"),
+        (
+            f"lost disk: {r.restore_changelog_records:,} changelog records, ready in",
+            f"{r.restore_ready_s:.1f} s ({r.restore_records_per_s:,.0f} records/s)",
+        ),
     ]
 
 

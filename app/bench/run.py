@@ -25,7 +25,7 @@ from app.bench.pipe import PARTITIONS, pipe_rate, preload
 from app.bench.report import Result
 from app.bench.stages import build_name, core_is_compiled, core_rate, stage_costs
 from app.broker import EmbeddedBroker
-from app.client import Encoded, encode_input
+from app.client import Encoded, encode_input, read_all
 from app.clock import now_ms
 from app.codecs.avro import Schemas
 from app.config import TopicNames
@@ -110,6 +110,7 @@ class Bench:
         finally:
             peak.stop()
             worker.stop(timeout=60)
+        measured |= self.measure_restore(broker)
         pipe_p50, pipe_p99 = self.pipe_latency(broker, measured["latency_load_per_s"])
         self.say(f"pipe latency: p50 {pipe_p50:.1f} ms, p99 {pipe_p99:.1f} ms")
         return {
@@ -265,20 +266,54 @@ class Bench:
         )
         return asyncio.run(latency(load))
 
+    def measure_restore(self, broker: EmbeddedBroker) -> dict[str, Any]:
+        """A lost disk: a worker on the same group and topics with an empty data directory,
+        from its start until it is ready (every partition rebuilt from the changelog)."""
+        changelog = "tact-bench-customers-changelog"  # the app id tact-bench, table customers
+        records = len(asyncio.run(read_all(broker.bootstrap, [changelog], idle_s=1.0)))
+        started = time.monotonic()
+        worker = self.start_worker(broker, data="restored")
+        try:
+            wait_until(
+                lambda: worker.alive and worker.probe("ready")[0] == 200,
+                600,
+                f"the restored worker to be ready (log: {worker.log_path})",
+                every=0.2,
+            )
+            seconds = time.monotonic() - started
+        finally:
+            worker.stop(timeout=60)
+        self.say(
+            f"restore after a lost disk: {records:,} changelog records, ready in {seconds:.1f} s"
+        )
+        return {
+            "restore_changelog_records": records,
+            "restore_ready_s": round(seconds, 2),
+            "restore_records_per_s": round(records / seconds),
+        }
+
     def start_worker(
-        self, broker: EmbeddedBroker, name: str = "bench", policy: Path | None = None
+        self,
+        broker: EmbeddedBroker,
+        name: str = "bench",
+        policy: Path | None = None,
+        data: str = "",
     ) -> WorkerProcess:
         """A worker on the topics `name.*`, with an app id and data dir of its own."""
         env = {
             "TACT_BROKER": broker.url,
             "TACT_TOPIC_PREFIX": f"{name}.",
             "TACT_APP_ID": f"tact-{name}",
+            # One member id per name: a worker started again on an empty disk (the restore
+            # measurement) takes its partitions back at once, as a restarted pod does.
+            "TACT_INSTANCE_ID": f"tact-{name}-0",
             "TACT_PARTITIONS": str(PARTITIONS),
             "TACT_LOG_LEVEL": "warn",
             "TACT_POLICY_PATH": str(policy or ""),
         }
         work = self.work
-        return WorkerProcess(env, work / f"{name}-data", work / f"{name}-worker.log").start()
+        data_dir = work / f"{name}-{data or 'data'}"
+        return WorkerProcess(env, data_dir, work / f"{name}-{data or 'worker'}.log").start()
 
     def engine_rate(self, worker: WorkerProcess, total: int, timeout_s: float = 600) -> float:
         """Records made durable per second, from the worker owning its partitions to the last

@@ -46,6 +46,9 @@ KEYS = {
     "journey_release_lag_max_ms",
     "journey_rss_mb",
     "journey_peak_rss_mb",
+    "restore_changelog_records",
+    "restore_ready_s",
+    "restore_records_per_s",
 }
 LAGS = {"journey_release_lag_p50_ms", "journey_release_lag_p99_ms", "journey_release_lag_max_ms"}
 
@@ -92,6 +95,7 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     assert result["peak_rss_mb"] >= result["rss_mb"]
     assert result["pipe_p50_ms"] <= result["pipe_p99_ms"]
     assert "pipe latency p99 at the same load" in done.stderr
+    assert result["restore_changelog_records"] >= 200  # every customer's state, at least
 
 
 def test_the_peak_rss_is_the_highest_sample_not_the_last():
