@@ -7,7 +7,7 @@ from typing import Any
 
 from app.codecs.records import iso
 from app.codecs.state import state_as_json
-from app.policy.localtime import calendar_bounds
+from app.policy.caps import counting_window
 from app.policy.model import CustomerState
 from app.policy.rules import CapRule, Policy
 
@@ -66,12 +66,8 @@ def cap_status(
     cap: CapRule, policy: Policy, state: CustomerState, now: int, tz: str
 ) -> dict[str, Any]:
     """How many sends count under the cap now, its limit, and when the next slot frees."""
-    classes = policy.cap_classes[cap.name]
-    if cap.window_ms is not None:
-        start, end = now - cap.window_ms + 1, now + 1
-    else:
-        start, end = calendar_bounds(now, tz, cap.calendar or "day")
-    times = state.sends.times_between(classes, start, end)
+    start, end = counting_window(cap, now, tz)
+    times = state.sends.times_between(policy.cap_classes[cap.name], start, end)
     frees = None
     if len(times) >= cap.limit:
         # rolling: when enough of the window's sends have left it; calendar: the next period

@@ -60,13 +60,18 @@ def cap_counts(
     caps += policy.caps_for(channel, category, True, detractor)
     out = []
     for cap in caps:
-        if cap.window_ms is not None:
-            start, end = at - cap.window_ms + 1, at + 1
-        else:
-            start, end = calendar_bounds(at, tz, cap.calendar or "day")
+        start, end = counting_window(cap, at, tz)
         count = sends.count_between(policy.cap_classes[cap.name], start, end)
         out.append(CapCount(cap.name, count, cap.limit))
     return tuple(out)
+
+
+def counting_window(cap: CapRule, at: int, tz: str) -> tuple[int, int]:
+    """[start, end) of what the cap counts at `at`: the rolling window that ends then, or the
+    calendar period (in the customer's zone) that holds it."""
+    if cap.window_ms is not None:
+        return at - cap.window_ms + 1, at + 1
+    return calendar_bounds(at, tz, cap.calendar or "day")
 
 
 def _would_exceed(cap: CapRule, classes: frozenset[str], sends: SendLog, at: int, tz: str) -> bool:
