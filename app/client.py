@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
 from app.codecs.avro import Schemas
@@ -36,6 +37,15 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "event": {"channel": None, "attributes": {}},
     "profile": {"consents": {}, "reachable": {}, "preferred_channel": None},
 }
+
+
+_place = DefaultPartitioner()
+
+
+def partition_of(customer_id: str, partitions: int) -> int:
+    """A customer's partition of a topic keyed by customer_id: Kafka's default partitioner."""
+    every = list(range(partitions))
+    return int(_place(customer_id.encode(), every, every))
 
 
 @dataclass(frozen=True)

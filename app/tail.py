@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
+from app.client import partition_of
 from app.codecs.records import iso
 from app.codecs.registry import schemas_for
 from app.config import Settings
@@ -121,5 +121,4 @@ def _partitions(
         raise ValueError(f"topic {name!r} does not exist on the broker")
     if customer is None:
         return [TopicPartition(name, p) for p in found]
-    place = DefaultPartitioner()
-    return [TopicPartition(name, place(customer.encode(), found, found))]
+    return [TopicPartition(name, found[partition_of(customer, len(found))])]

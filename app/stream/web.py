@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from aiokafka.partitioner import DefaultPartitioner
-
+from app.client import partition_of
 from app.explain_view import customer_view
 from app.stream.processor import NotReady
 
@@ -22,13 +21,6 @@ if TYPE_CHECKING:
     from app.stream.app import TactApp
 
 Handler = Callable[..., Awaitable[Any]]
-_place = DefaultPartitioner()
-
-
-def partition_of(customer_id: str, partitions: int) -> int:
-    """The input partition of a customer: Kafka's default partitioner on the key."""
-    every = list(range(partitions))
-    return int(_place(customer_id.encode(), every, every))
 
 
 def faust_web_settings(host: str, port: int, url: str) -> dict[str, Any]:
