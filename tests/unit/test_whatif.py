@@ -106,25 +106,19 @@ class _Page(HTMLParser):
         self.open.pop()
 
 
+def _whatif(log: Path, out: Path, *policy_files: Path):
+    policy_args = [arg for path in policy_files for arg in ("--policy", str(path))]
+    return CliRunner().invoke(
+        main, ["whatif", "--events", str(log), *policy_args, "--out", str(out)]
+    )
+
+
 def test_whatif_command_writes_a_self_contained_report(tmp_path):
     log = tmp_path / "inputs.jsonl"
     known_log(log)
     current, candidate = policies(tmp_path)
     out = tmp_path / "report"
-    result = CliRunner().invoke(
-        main,
-        [
-            "whatif",
-            "--events",
-            str(log),
-            "--policy",
-            str(current),
-            "--policy",
-            str(candidate),
-            "--out",
-            str(out),
-        ],
-    )
+    result = _whatif(log, out, current, candidate)
     assert result.exit_code == 0, result.output
     service = 2 * (HEAVY + LIGHT + OTHERS)
     sent = rf"sent\s*│\s*{service + 2 * HEAVY + LIGHT}\s*│\s*{service + HEAVY + LIGHT}\s*│"
@@ -148,25 +142,9 @@ def test_whatif_needs_two_policies_and_names_a_bad_one(tmp_path):
     log = tmp_path / "inputs.jsonl"
     known_log(log)
     current, _ = policies(tmp_path)
-    one = CliRunner().invoke(
-        main,
-        ["whatif", "--events", str(log), "--policy", str(current), "--out", str(tmp_path / "r")],
-    )
+    one = _whatif(log, tmp_path / "r", current)
     assert one.exit_code == 2 and "at least twice" in one.output
     bad = tmp_path / "bad.toml"
     bad.write_text('version = "x"\n[[caps]]\nname = "c"\nlimit = -1\nwindow = "1h"\n')
-    wrong = CliRunner().invoke(
-        main,
-        [
-            "whatif",
-            "--events",
-            str(log),
-            "--policy",
-            str(current),
-            "--policy",
-            str(bad),
-            "--out",
-            str(tmp_path / "r"),
-        ],
-    )
+    wrong = _whatif(log, tmp_path / "r", current, bad)
     assert wrong.exit_code == 1 and "limit" in wrong.output
