@@ -62,8 +62,6 @@ class Tally(Replay):
         self.finals: set[str] = set()
         self.repeated = 0
         self.outcomes: Counter[str] = Counter()
-        self.by_channel: Counter[str] = Counter()
-        self.by_category: Counter[str] = Counter()
         self.not_sent: Counter[str] = Counter()
         self.deferred: Counter[str] = Counter()
         self.sends: dict[str, list[tuple[int, str, Category]]] = defaultdict(list)
@@ -84,8 +82,6 @@ class Tally(Replay):
             if decision.outcome is not Outcome.SENT:
                 self.not_sent[reason_label(decision.reasons[0]) if decision.reasons else ""] += 1
         for message in applied.outbound:
-            self.by_channel[message.channel] += 1
-            self.by_category[message.category.value] += 1
             self.sends[message.customer_id].append(
                 (message.sent_at, message.channel, message.category)
             )
@@ -105,8 +101,8 @@ class Tally(Replay):
             seconds=seconds,
             candidates=len(self.finals),
             outcomes=self.outcomes,
-            sends_by_channel=self.by_channel,
-            sends_by_category=self.by_category,
+            sends_by_channel=Counter(c for s in self.sends.values() for _, c, _ in s),
+            sends_by_category=Counter(k.value for s in self.sends.values() for _, _, k in s),
             not_sent_by_reason=self.not_sent,
             deferred_by_reason=self.deferred,
             sends_per_customer={c: len(s) for c, s in self.sends.items()},
