@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from app.collector import collector_for_deciding
 from app.config import Settings
@@ -35,18 +35,19 @@ def check_kafka(settings: Settings, wait_s: float = 10.0) -> None:
 
 
 def _bootstrap_within(settings: Settings, wait_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            asyncio.run(_bootstrap(settings, wait_s))
-            return
-        except KafkaError as exc:
-            if time.monotonic() > deadline:
-                raise KafkaUnreachable(
-                    f"cannot reach Kafka at {settings.bootstrap_servers} (TACT_BROKER) within "
-                    f"{wait_s:.0f} s: {exc}"
-                ) from None
-            time.sleep(1.0)
+    retrying = Retrying(
+        stop=stop_after_delay(wait_s),
+        wait=wait_fixed(1.0),
+        retry=retry_if_exception_type(KafkaError),
+        reraise=True,
+    )
+    try:
+        retrying(lambda: asyncio.run(_bootstrap(settings, wait_s)))
+    except KafkaError as exc:
+        raise KafkaUnreachable(
+            f"cannot reach Kafka at {settings.bootstrap_servers} (TACT_BROKER) within "
+            f"{wait_s:.0f} s: {exc}"
+        ) from None
 
 
 async def _bootstrap(settings: Settings, wait_s: float) -> None:
