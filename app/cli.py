@@ -408,6 +408,20 @@ def demo(customers: int, candidates: int, keep_running: bool, chart: Path) -> No
     help="Candidates for one customer at once, during a latency run (0: no burst)",
 )
 @click.option(
+    "--campaign",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Promo candidates published at once while codes go to the urgent topic (0: none)",
+)
+@click.option(
+    "--load-seconds",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="How long each latency run produces its load",
+)
+@click.option(
     "--journey-customers",
     type=int,
     default=100_000,
@@ -427,6 +441,8 @@ def bench(
     events: int,
     latency_rate: float | None,
     burst: int,
+    campaign: int,
+    load_seconds: float,
     journey_customers: int,
     journey_rate: float,
     as_json: bool,
@@ -438,7 +454,9 @@ def bench(
 
     say = lambda line: click.echo(line, err=True)  # noqa: E731
     journeys = JourneyLoad(journey_customers, journey_rate)
-    result = Bench(customers, events, say, latency_rate, burst, journeys).run()
+    result = Bench(
+        customers, events, say, latency_rate, burst, journeys, campaign, load_seconds
+    ).run()
     print_table(result)
     if as_json:
         click.echo(result_json(result))

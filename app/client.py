@@ -48,6 +48,9 @@ def partition_of(customer_id: str, partitions: int) -> int:
     return int(_place(customer_id.encode(), every, every))
 
 
+_NOT_FIELDS = ("kind", "deleted", "lane")  # JSON Lines keys that are not record fields
+
+
 @dataclass(frozen=True)
 class Encoded:
     topic: str
@@ -57,15 +60,18 @@ class Encoded:
 
 
 def encode_input(obj: Mapping[str, Any], topics: TopicNames, schemas: Schemas) -> Encoded:
-    """A JSON Lines input ({"kind": ..., fields}) as the Kafka record upstream would publish."""
+    """A JSON Lines input ({"kind": ..., fields}) as the Kafka record upstream would publish.
+    A candidate with "lane": "urgent" goes to the urgent candidates topic."""
     kind = obj["kind"]
     topic = {"candidate": topics.candidates, "event": topics.events, "profile": topics.profiles}[
         kind
     ]
+    if kind == "candidate" and obj.get("lane") == "urgent":
+        topic = topics.urgent
     key = str(obj["customer_id"]).encode()
     if kind == "profile" and obj.get("deleted"):
         return Encoded(topic, key, None, None)
-    record = {**_DEFAULTS[kind], **{k: v for k, v in obj.items() if k not in ("kind", "deleted")}}
+    record = {**_DEFAULTS[kind], **{k: v for k, v in obj.items() if k not in _NOT_FIELDS}}
     for field in _TIME_FIELDS.get(kind, ()):
         if record.get(field) is not None:
             record[field] = to_millis(record[field], field)

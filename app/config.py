@@ -30,6 +30,9 @@ class TopicNames:
     outbound: Mapping[str, str]
     journeys: str = "journeys"
     signals: str = "signals"
+    # Immediate candidates (codes, service notices): decided ahead of the candidates topic's
+    # backlog, however long a campaign makes it (app/stream/lanes.py).
+    urgent: str = "messages.candidates.urgent"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -42,11 +45,14 @@ class TopicNames:
             outbound={channel: f"{prefix}outbound.{channel}" for channel in CHANNELS},
             journeys=f"{prefix}journeys",
             signals=f"{prefix}signals",
+            urgent=f"{prefix}messages.candidates.urgent",
         )
 
     @property
-    def inputs(self) -> tuple[str, str, str]:
-        return self.profiles, self.events, self.candidates
+    def inputs(self) -> tuple[str, ...]:
+        """In dependency order: a candidate is decided after the profiles and events read
+        before it, and one of the candidates topic after the urgent ones read before it."""
+        return self.profiles, self.events, self.urgent, self.candidates
 
     @property
     def outputs(self) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ IDLE_S = 1.0
 SCHEMA_OF = {
     "customer.events": "tact.CustomerEvent",
     "messages.candidates": "tact.Candidate",
+    "messages.candidates.urgent": "tact.Candidate",
     "customer.profiles": "tact.CustomerProfile",
     "decisions": "tact.Decision",
     "journeys": "tact.JourneyTransition",

@@ -34,6 +34,7 @@ class Load:
     seconds: float = 10.0
     burst: list[Encoded] = field(default_factory=list)  # produced at once when the load starts
     prefix: str = "lat"  # of the message ids: each run its own (Tact decides an id once)
+    lane: str = ""  # "urgent": the load goes to the urgent candidates topic
 
 
 async def latency(load: Load) -> tuple[float, float]:
@@ -78,7 +79,10 @@ def _encoded_load(load: Load) -> list[Encoded]:
     and the broker, so it should spend its CPU on sending, not on Avro."""
     return [
         encode_input(
-            latency_candidate(f"{load.prefix}-{i}", f"c{i % load.customers}"),
+            {
+                **latency_candidate(f"{load.prefix}-{i}", f"c{i % load.customers}"),
+                "lane": load.lane,
+            },
             load.topics,
             load.schemas,
         )
@@ -126,6 +130,21 @@ async def _send_all(bootstrap: str, records: list[Encoded]) -> None:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def campaign_candidate(message_id: str, customer_id: str) -> dict[str, Any]:
+    """A promo candidate of a campaign, on the candidates topic."""
+    return {
+        "kind": "candidate",
+        "message_id": message_id,
+        "customer_id": customer_id,
+        "category": "promo",
+        "audience": "mass",
+        "channels": ["email", "push"],
+        "urgency": "normal",
+        "created_at": iso(now_ms()),
+        "template": "sale",
+    }
 
 
 def latency_candidate(message_id: str, customer_id: str) -> dict[str, Any]:

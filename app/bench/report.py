@@ -35,6 +35,15 @@ class Result:
     burst_decided_s: float = 0.0  # from the burst's first record to every decision durable
     burst_others_p50_ms: float = 0.0  # the other customers' latency meanwhile
     burst_others_p99_ms: float = 0.0
+    # The urgent lane: codes on the urgent topic, alone and during a campaign published at once
+    # on the candidates topic (one promo candidate per customer and round).
+    urgent_load_per_s: float = 0.0
+    urgent_p50_ms: float = 0.0
+    urgent_p99_ms: float = 0.0
+    campaign_candidates: int = 0
+    campaign_decided_s: float = 0.0  # from the campaign's first record to every decision durable
+    campaign_urgent_p50_ms: float = 0.0  # the codes' latency meanwhile
+    campaign_urgent_p99_ms: float = 0.0
     # The journey load (journeys.py): steps released late by the wall clock, and memory.
     journey_customers: int = 0
     journey_steps: int = 0
@@ -67,7 +76,7 @@ def print_table(result: Result) -> None:
 
 
 def _rows(r: Result) -> list[tuple[str, str]]:
-    return _worker_rows(r) + _in_process_rows(r) + _burst_rows(r) + _journey_rows(r)
+    return _worker_rows(r) + _in_process_rows(r) + _burst_rows(r) + _lane_rows(r) + _journey_rows(r)
 
 
 def _worker_rows(r: Result) -> list[tuple[str, str]]:
@@ -123,6 +132,23 @@ def _burst_rows(r: Result) -> list[tuple[str, str]]:
         (
             f"others' latency p50 / p99 during the burst, at {load}",
             f"{r.burst_others_p50_ms:.0f} / {r.burst_others_p99_ms:.0f} ms",
+        ),
+    ]
+
+
+def _lane_rows(r: Result) -> list[tuple[str, str]]:
+    if not r.campaign_candidates:
+        return []
+    load = f"{r.urgent_load_per_s:,.0f}/s"
+    return [
+        (
+            f"urgent lane: codes at {load}, p50 / p99",
+            f"{r.urgent_p50_ms:.0f} / {r.urgent_p99_ms:.0f} ms",
+        ),
+        (
+            f"  the same during a campaign of {r.campaign_candidates:,} (all decided in "
+            f"{r.campaign_decided_s:.1f} s)",
+            f"{r.campaign_urgent_p50_ms:.0f} / {r.campaign_urgent_p99_ms:.0f} ms",
         ),
     ]
 

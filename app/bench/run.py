@@ -19,7 +19,7 @@ from app.bench.journeys import (
     journey_triggers,
     read_lags,
 )
-from app.bench.latency import Load, latency, latency_candidate, percentile
+from app.bench.latency import Load, campaign_candidate, latency, latency_candidate, percentile
 from app.bench.memory import PeakRss, rss_mb
 from app.bench.pipe import PARTITIONS, pipe_rate, preload
 from app.bench.report import Result
@@ -44,6 +44,7 @@ BENCH_MIX = Mix(  # every candidate is sent or refused at once: what the engine'
     event_types=("email_opened",),
 )
 HOT = "hot"  # the customer of the burst
+URGENT_RATE = 500.0  # codes and service notices per second on the urgent topic
 
 
 def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -62,10 +63,14 @@ class Bench:
         latency_rate: float | None = None,
         burst: int = 100_000,
         journeys: JourneyLoad | None = None,
+        campaign: int = 100_000,
+        load_seconds: float = 10.0,
     ) -> None:
         self.customers, self.events, self.say = customers, events, say
         self.latency_rate = latency_rate
         self.burst = burst
+        self.campaign = campaign
+        self.load_seconds = load_seconds  # of each latency run
         self.journeys = journeys
         self.schemas = Schemas.load()
         self.topics = TopicNames.with_prefix("bench.")
@@ -132,6 +137,7 @@ class Bench:
         p50, p99 = self.measure_latency(broker, rate, outbound, "tact.OutboundMessage")
         self.say(f"latency at {rate:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
         burst = self.measure_burst(broker, worker, rate, outbound) if self.burst else {}
+        lane = self.measure_urgent_lane(broker, worker, outbound) if self.campaign else {}
         return {
             "engine_events_per_s": round(engine),
             "p50_ms": round(p50, 2),
@@ -139,6 +145,7 @@ class Bench:
             "latency_load_per_s": round(rate),
             "rss_mb": round(rss_mb(worker.pid), 1),
             **burst,
+            **lane,
         }
 
     def measure_burst(
@@ -162,7 +169,7 @@ class Bench:
         p50, p99 = self.measure_latency(
             broker, rate, outbound, "tact.OutboundMessage", burst, "during-burst"
         )
-        expected = before + self.burst + int(rate * Load.seconds)
+        expected = before + self.burst + int(rate * self.load_seconds)
         self.wait_for(worker, "tact_decisions_total", expected, 600)
         decided_s = time.monotonic() - started
         others = f"others p50 {p50:.0f} ms, p99 {p99:.0f} ms"
@@ -172,6 +179,52 @@ class Bench:
             "burst_decided_s": round(decided_s, 2),
             "burst_others_p50_ms": round(p50, 2),
             "burst_others_p99_ms": round(p99, 2),
+        }
+
+    def measure_urgent_lane(
+        self, broker: EmbeddedBroker, worker: WorkerProcess, outbound: list[str]
+    ) -> dict[str, Any]:
+        """Codes on the urgent topic at URGENT_RATE, alone, and then while the worker decides
+        a campaign of `campaign` promo candidates (every customer in turn) published at once
+        just before."""
+        alone = self.measure_latency(
+            broker, URGENT_RATE, outbound, "tact.OutboundMessage", prefix="code", lane="urgent"
+        )
+        campaign = [
+            encode_input(
+                campaign_candidate(f"sale-{i}", f"c{i % self.customers}"), self.topics, self.schemas
+            )
+            for i in range(self.campaign)
+        ]
+        before = worker.metric("tact_decisions_total")
+        started = time.monotonic()
+        # Published before the codes start, from this process: its producer then does not
+        # compete with the codes' sender and reader for this process's CPU.
+        asyncio.run(preload(broker.bootstrap, campaign))
+        during = self.measure_latency(
+            broker,
+            URGENT_RATE,
+            outbound,
+            "tact.OutboundMessage",
+            prefix="code-during",
+            lane="urgent",
+        )
+        expected = before + self.campaign + int(URGENT_RATE * self.load_seconds)
+        self.wait_for(worker, "tact_decisions_total", expected, 600)
+        decided_s = time.monotonic() - started
+        self.say(
+            f"urgent lane at {URGENT_RATE:,.0f}/s: p50 {alone[0]:.0f} ms, p99 {alone[1]:.0f} ms; "
+            f"during a campaign of {self.campaign:,} (decided in {decided_s:.1f} s): "
+            f"p50 {during[0]:.0f} ms, p99 {during[1]:.0f} ms"
+        )
+        return {
+            "urgent_load_per_s": URGENT_RATE,
+            "urgent_p50_ms": round(alone[0], 2),
+            "urgent_p99_ms": round(alone[1], 2),
+            "campaign_candidates": self.campaign,
+            "campaign_decided_s": round(decided_s, 2),
+            "campaign_urgent_p50_ms": round(during[0], 2),
+            "campaign_urgent_p99_ms": round(during[1], 2),
         }
 
     def measure_journeys(self, broker: EmbeddedBroker, load: JourneyLoad) -> dict[str, Any]:
@@ -252,6 +305,7 @@ class Bench:
         read_schema: str,
         burst: list[Encoded] | None = None,
         prefix: str = "lat",
+        lane: str = "",
     ) -> tuple[float, float]:
         load = Load(
             broker.bootstrap,
@@ -263,6 +317,8 @@ class Bench:
             read_schema,
             burst=burst or [],
             prefix=prefix,
+            lane=lane,
+            seconds=self.load_seconds,
         )
         return asyncio.run(latency(load))
 

@@ -27,7 +27,7 @@ def subjects(topics: TopicNames) -> dict[str, list[str]]:
     return {
         "tact.CustomerProfile": [topics.profiles],
         "tact.CustomerEvent": [topics.events],
-        "tact.Candidate": [topics.candidates],
+        "tact.Candidate": [topics.candidates, topics.urgent],
         "tact.Decision": [topics.decisions],
         "tact.OutboundMessage": list(topics.outbound.values()),
         "tact.JourneyTransition": [topics.journeys],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 import faust
@@ -23,6 +24,7 @@ from app.stream.committer import Committer
 from app.stream.consumer import (
     BATCH_CODEC,
     Fetch,
+    InputRun,
     UniformBackpressureQueue,
     batching_transport,
     register_batch_codec,
@@ -31,6 +33,7 @@ from app.stream.guard import Attempts
 from app.stream.health import Health
 from app.stream.io import KafkaIO, MemoryIO, RecordIO, ensure_tact_topics
 from app.stream.kafka_records import InputDecoder, OutputEncoder
+from app.stream.lanes import Lanes
 from app.stream.observe import Observer
 from app.stream.processor import Parts, Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
@@ -42,7 +45,7 @@ from app.stream.writer import Writer
 log = logging.getLogger(__name__)
 
 TABLE = "customers"
-MAX_BATCH_RECORDS = 20_000  # at most this many records joined into one durable write
+MAX_BATCH_RECORDS = 20_000  # at most this many records taken from the queued fetches at once
 # Fetches waiting for the agent. When they are all there, the consumer stops fetching: without
 # a bound it read a whole backlog into memory ahead of the agent (over 1 GB of RSS with
 # 1,000,000 customers).
@@ -59,6 +62,7 @@ class TactApp(faust.App):
     committed: dict[tuple[str, int], int]  # what commit_later offered to commit, for inspection
     decide_agent: Any
     health: Health
+    lanes: Lanes
 
     def FlowControlQueue(
         self, maxsize: int | None = None, *, clear_on_resume: bool = False
@@ -146,6 +150,11 @@ def build_app(
     )
     store = store or (MemoryStore(io) if in_memory else TableStore(table, io))
     app.processor = Processor(_parts(app, settings, policy, metrics, store, io, in_memory))
+    bulk_per_write = settings.fetch_max_records
+    topics = settings.topics
+    app.lanes = Lanes(
+        topics.candidates, topics.urgent, bulk_per_write, QUEUED_FETCHES * bulk_per_write
+    )
     metrics.watch_input_lag(app.processor.input_lag)
     _wire_agent(app)
     _wire_release_timer(app, settings.release_interval_s)
@@ -246,21 +255,50 @@ def _wire_agent(app: TactApp) -> None:
     @app.agent(inputs, name="tact.decide", concurrency=1)
     async def decide(fetches: faust.StreamT[Fetch]) -> None:
         async for fetch in fetches:
-            batch = [fetch, *_queued_fetches(app, fetches)]
-            try:
-                progress = await app.processor.process([r for each in batch for r in each.runs])
-            except ProcessorClosed:
-                return
-            except Exception as exc:
-                # Skipping the batch would lose it (later ones would commit past it): stop the
-                # worker instead; its replacement decides it again from the committed offsets.
-                log.exception("cannot make a batch durable; stopping")
-                await app.crash(exc)
-                return
-            await app.rewind(progress.rewind)
-            app.commit_later(progress.done)
+            fetched = [fetch, *_queued_fetches(app, fetches)]
+            while True:
+                runs = app.lanes.next_write(fetched, app.consumer_generation_id, time.monotonic())
+                if not await _make_durable(app, runs):
+                    return
+                _pace_bulk_topic(app)
+                if not app.lanes.waiting:
+                    break
+                fetched = _queued_fetches(app, fetches)  # what came meanwhile goes first
 
     app.decide_agent = decide
+
+
+async def _make_durable(app: TactApp, runs: list[InputRun]) -> bool:
+    """Decide these runs and make them durable; False: the worker stops."""
+    try:
+        progress = await app.processor.process(runs)
+    except ProcessorClosed:
+        return False
+    except Exception as exc:
+        # Skipping the batch would lose it (later ones would commit past it): stop the worker
+        # instead; its replacement decides it again from the committed offsets.
+        log.exception("cannot make a batch durable; stopping")
+        await app.crash(exc)
+        return False
+    app.lanes.forget(progress.rewind)
+    await app.rewind(progress.rewind)
+    app.commit_later(progress.done)
+    return True
+
+
+def _pace_bulk_topic(app: TactApp) -> None:
+    """Stop fetching the candidates topic while its backlog is long; fetch it again once the
+    backlog is half gone (lanes.py)."""
+    lanes = app.lanes
+    if not (lanes.should_pause() or lanes.should_resume()):
+        return
+    processor = app.processor
+    tps = {TP(lanes.bulk_topic, p) for p in processor.assigned - processor.refused}
+    if lanes.should_pause():
+        app.consumer.pause_partitions(tps)
+    else:
+        app.consumer.resume_partitions(tps)
+    lanes.paused = not lanes.paused
 
 
 def _queued_fetches(app: TactApp, stream: faust.StreamT[Fetch]) -> list[Fetch]:

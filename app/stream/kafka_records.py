@@ -61,6 +61,7 @@ class InputDecoder:
         self.by_topic: dict[str, tuple[AvroCodec, Builder]] = {
             topics.profiles: (schemas["tact.CustomerProfile"], profile_from_dict),
             topics.events: (schemas["tact.CustomerEvent"], event_from_dict),
+            topics.urgent: (schemas["tact.Candidate"], candidate_from_dict),
             topics.candidates: (schemas["tact.Candidate"], candidate_from_dict),
         }
 

@@ -62,6 +62,9 @@ async def reread_undelivered(app: Any, watch: Undelivered) -> None:
         for p, each in app.processor.owned.items()
         for t in app.tact_settings.topics.inputs
     }
+    for tp, offset in app.lanes.held_until().items():  # delivered, waiting their turn (lanes.py)
+        if tp in applied:
+            applied[tp] = max(applied[tp] or 0, offset)
 
     def position(tp: tuple[str, int]) -> int | None:
         return faust_private.position_in_place(consumer, TP(*tp))

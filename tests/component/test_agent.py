@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from faust.types import TP
 
 from app.codecs.avro import Schemas
 from app.codecs.state import decode_state, encode_state
@@ -68,10 +69,13 @@ def app():
     return component_app()
 
 
-def component_app(state_cache_customers=0, io=None, store=None, policy=None):
+def component_app(
+    state_cache_customers=0, io=None, store=None, policy=None, fetch_max_records=5000
+):
     """An app on in-memory stores that owns partition 0, its clock stopped at T0."""
     settings = Settings(
         store="memory://",
+        fetch_max_records=fetch_max_records,
         app_id="tact-component",
         partitions=1,
         metrics_port=0,
@@ -88,13 +92,13 @@ def decisions(app):
     return [codec.decode(v) for v in app.io.values(app.tact_settings.topics.decisions)]
 
 
-async def put(agent, topic, partition, *values, key=b"c1", first_offset=0):
+async def put(agent, topic, partition, *values, key=b"c1", first_offset=0, wait=True):
     """Records on the (in-memory) input log, and the fetch that brings them to the agent."""
     records = [Record(first_offset + i, key, v) for i, v in enumerate(values)]
     log = agent.app.io.logs[(topic, partition)]
     for record in records[len(log) - first_offset :] if len(log) > first_offset else records:
         log.append(TailRecord(len(log), record.key, record.value))
-    await agent.put(Fetch([InputRun(topic, partition, records)]))
+    await agent.put(Fetch([InputRun(topic, partition, records)]), wait=wait)
 
 
 async def test_a_run_is_decided_published_stored_and_committed(app):
@@ -415,3 +419,27 @@ async def test_journey_transitions_are_published_once_even_when_replayed_after_a
     assert len(app.io.values(topics.outbound["sms"])) == 1 and len(decisions(app)) == 1
     [live] = decode_state(store.get(0, state_key("c1"))).journeys
     assert (live.journey, live.key, live.step) == ("loan_application", "A1", 1)
+
+
+async def test_an_urgent_candidate_is_decided_ahead_of_a_campaign_backlog():
+    app = component_app(fetch_max_records=2)  # two candidates of the campaign per durable write
+    topics = app.tact_settings.topics
+    campaign = [candidate(f"m{i}", urgency="normal") for i in range(40)]
+    paused, pause = [], app.consumer.pause_partitions
+    app.consumer.pause_partitions = lambda tps: paused.append(set(tps)) or pause(tps)
+    async with app.decide_agent.test_context() as agent:
+        await put(agent, topics.profiles, 0, profile())
+        await put(agent, topics.candidates, 0, *campaign, wait=False)
+        await put(agent, topics.urgent, 0, candidate("code", category="service"), wait=False)
+        for _ in range(200):
+            if len(decisions(app)) == 41:
+                break
+            await asyncio.sleep(0.01)
+    order = [d["message_id"] for d in decisions(app)]
+    assert sorted(order) == sorted(["code", *(f"m{i}" for i in range(40))])
+    assert order.index("code") <= 2, order  # with, or right after, the campaign's first write
+    assert [m for m in order if m != "code"] == [f"m{i}" for i in range(40)]
+    assert app.committed[(topics.candidates, 0)] == 40 and app.committed[(topics.urgent, 0)] == 1
+    assert paused == [{TP(topics.candidates, 0)}]  # above 16 records held...
+    assert (app.lanes.held, app.lanes.paused) == (0, False)  # ...and fetched again
+    assert TP(topics.candidates, 0) not in app.consumer._paused_partitions

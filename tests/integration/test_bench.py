@@ -38,6 +38,13 @@ KEYS = {
     "burst_decided_s",
     "burst_others_p50_ms",
     "burst_others_p99_ms",
+    "urgent_load_per_s",
+    "urgent_p50_ms",
+    "urgent_p99_ms",
+    "campaign_candidates",
+    "campaign_decided_s",
+    "campaign_urgent_p50_ms",
+    "campaign_urgent_p99_ms",
     "journey_customers",
     "journey_steps",
     "journey_due_per_s",
@@ -55,7 +62,8 @@ LAGS = {"journey_release_lag_p50_ms", "journey_release_lag_p99_ms", "journey_rel
 
 def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     command = ["-m", "app", "bench", "--customers", "200", "--events", "3000"]
-    command += ["--latency-rate", "200", "--burst", "2000"]
+    command += ["--latency-rate", "200", "--burst", "2000", "--campaign", "2000"]
+    command += ["--load-seconds", "4"]
     command += ["--journey-customers", "300", "--journey-rate", "1000"]
     done = subprocess.run(
         [sys.executable, *command, "--json"],
@@ -92,6 +100,9 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     assert result["journey_peak_rss_mb"] >= result["journey_rss_mb"]
     assert result["p50_ms"] <= result["p99_ms"]
     assert result["burst_others_p50_ms"] <= result["burst_others_p99_ms"]
+    assert result["campaign_candidates"] == 2000
+    assert result["urgent_p50_ms"] <= result["urgent_p99_ms"]
+    assert result["campaign_urgent_p50_ms"] <= result["campaign_urgent_p99_ms"]
     assert result["peak_rss_mb"] >= result["rss_mb"]
     assert result["pipe_p50_ms"] <= result["pipe_p99_ms"]
     assert "pipe latency p99 at the same load" in done.stderr

@@ -82,7 +82,9 @@ def test_kill_nine_at_random_points_loses_nothing_and_sends_nothing_twice(harnes
     plan = iter(["random", "after_outputs", "random", "after_changelog", "random"])
     kills = deleted = 0
     while feeder.is_alive():
-        wait_until_deciding(worker, harness)
+        wait_until_deciding(worker, harness, feeder=feeder)
+        if not feeder.is_alive():
+            break
         how = next(plan, "random")
         if how == "random":
             time.sleep(rng.uniform(0.2, 4))  # somewhere in the middle of deciding

@@ -251,3 +251,67 @@ def test_a_backlog_is_read_a_few_fetches_at_a_time(harness):
     assert worker.metric("tact_batch_records_bucket", le="500.0") == batches
     candidates = sum(r["kind"] == "candidate" for r in records)
     assert worker.metric("tact_decisions_total") == candidates
+
+
+def test_an_urgent_code_is_decided_ahead_of_a_campaign(harness):
+    """A campaign's candidates wait their turn in the worker's backlog; a code published on the
+    urgent topic while the worker decides them is not queued behind them (app/stream/lanes.py)."""
+    rng = random.Random(12)
+    start = now_ms()
+    customers = 2_000
+    harness.publish(profiles(rng, customers, calm_zones(start)))
+    worker = harness.worker(TACT_FETCH_MAX_RECORDS="1000")  # 1,000 of the campaign per write
+    t = harness.topics
+    wait_until(
+        lambda: worker.metric("tact_input_records_total", topic=t.profiles) >= customers,
+        90,
+        "the profiles to be read",
+    )
+    promo = {"category": "promo", "audience": "mass", "channels": ["email"], "urgency": "normal"}
+    campaign = harness.encode(
+        {
+            **promo,
+            "kind": "candidate",
+            "message_id": f"promo-{i}",
+            "customer_id": f"c{i % customers}",
+            "created_at": iso(start),
+            "template": "sale",
+        }
+        for i in range(50_000)
+    )
+    codes = [
+        {
+            "kind": "candidate",
+            "lane": "urgent",
+            "message_id": f"code-{i}",
+            "customer_id": f"c{i}",
+            "category": "service",
+            "audience": "personal",
+            "channels": ["sms"],
+            "urgency": "immediate",
+            "created_at": iso(now_ms()),
+            "template": "code",
+        }
+        for i in range(20)
+    ]
+    assert {e.topic for e in harness.encode(codes)} == {t.urgent}
+    harness.publish_encoded(campaign)
+    wait_until(
+        lambda: worker.metric("tact_input_records_total", topic=t.candidates) > 0,
+        60,
+        "the worker to decide the campaign",
+        every=0.05,
+    )
+    harness.publish(codes)
+    harness.wait_until_all_committed()
+
+    reader = TopicReader(harness.broker.bootstrap, [t.decisions])
+    reader.poll_until_quiet()
+    decided_at = {
+        SCHEMAS["tact.Decision"].decode(r.value)["message_id"]: r.timestamp
+        for r in reader.records[t.decisions]
+    }
+    assert len(decided_at) == 50_020
+    last_code = max(decided_at[c["message_id"]] for c in codes)
+    before = sum(1 for i in range(50_000) if decided_at[f"promo-{i}"] < last_code)
+    assert before < 10_000, f"{before:,} of the campaign's 50,000 were decided before the codes"
