@@ -422,6 +422,13 @@ def demo(customers: int, candidates: int, keep_running: bool, chart: Path) -> No
     help="How long each latency run produces its load",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="More than 1: also run that many workers in one group, and time rebalances",
+)
+@click.option(
     "--journey-customers",
     type=int,
     default=100_000,
@@ -443,6 +450,7 @@ def bench(
     burst: int,
     campaign: int,
     load_seconds: float,
+    workers: int,
     journey_customers: int,
     journey_rate: float,
     as_json: bool,
@@ -455,7 +463,7 @@ def bench(
     say = lambda line: click.echo(line, err=True)  # noqa: E731
     journeys = JourneyLoad(journey_customers, journey_rate)
     result = Bench(
-        customers, events, say, latency_rate, burst, journeys, campaign, load_seconds
+        customers, events, say, latency_rate, burst, journeys, campaign, load_seconds, workers
     ).run()
     print_table(result)
     if as_json:

@@ -44,6 +44,14 @@ class Result:
     campaign_decided_s: float = 0.0  # from the campaign's first record to every decision durable
     campaign_urgent_p50_ms: float = 0.0  # the codes' latency meanwhile
     campaign_urgent_p99_ms: float = 0.0
+    # Scale-out (scale.py, --workers N): the group's rate and each worker's, rebalance times.
+    workers: int = 1
+    workers_events_per_s: float = 0.0
+    worker_events_per_s: list[float] = field(default_factory=list)
+    rebalance_join_s: float = 0.0  # one more worker started -> the group settled
+    rebalance_leave_s: float = 0.0  # that worker stopped (SIGTERM) -> the group settled
+    standby_replicas: int = 0
+    standby_takeover_s: float = 0.0  # one worker killed (kill -9) -> the others own it all
     # The journey load (journeys.py): steps released late by the wall clock, and memory.
     journey_customers: int = 0
     journey_steps: int = 0
@@ -53,6 +61,10 @@ class Result:
     journey_release_lag_max_ms: float = 0.0
     journey_rss_mb: float = 0.0
     journey_peak_rss_mb: float = 0.0
+    # The engine worker's data directory after its run (RocksDB of every partition): all
+    # customers' states plus what RocksDB keeps beside them, before any compaction is forced.
+    state_disk_mb: float = 0.0
+    state_disk_bytes_per_customer: float = 0.0
     # A lost disk: a worker with an empty data directory rebuilds the state from the changelog.
     restore_changelog_records: int = 0
     restore_ready_s: float = 0.0  # from its start (process, group join, restore) to ready
@@ -76,7 +88,14 @@ def print_table(result: Result) -> None:
 
 
 def _rows(r: Result) -> list[tuple[str, str]]:
-    return _worker_rows(r) + _in_process_rows(r) + _burst_rows(r) + _lane_rows(r) + _journey_rows(r)
+    return (
+        _worker_rows(r)
+        + _in_process_rows(r)
+        + _burst_rows(r)
+        + _lane_rows(r)
+        + _journey_rows(r)
+        + _scale_rows(r)
+    )
 
 
 def _worker_rows(r: Result) -> list[tuple[str, str]]:
@@ -91,6 +110,10 @@ def _worker_rows(r: Result) -> list[tuple[str, str]]:
         ("pipe latency p99 at the same load", f"{r.pipe_p99_ms:.1f} ms"),
         ("worker RSS after the run", f"{r.rss_mb:,.0f} MB"),
         ("worker RSS, highest over the run", f"{r.peak_rss_mb:,.0f} MB"),
+        (
+            "its data directory (RocksDB), per customer",
+            f"{r.state_disk_mb:,.1f} MB, {r.state_disk_bytes_per_customer:,.0f} bytes",
+        ),
         (
             f"lost disk: {r.restore_changelog_records:,} changelog records, ready in",
             f"{r.restore_ready_s:.1f} s ({r.restore_records_per_s:,.0f} records/s)",
@@ -167,5 +190,23 @@ def _journey_rows(r: Result) -> list[tuple[str, str]]:
         (
             "  worker RSS after / highest",
             f"{r.journey_rss_mb:,.0f} / {r.journey_peak_rss_mb:,.0f} MB",
+        ),
+    ]
+
+
+def _scale_rows(r: Result) -> list[tuple[str, str]]:
+    if r.workers < 2:
+        return []
+    each = ", ".join(f"{rate:,.0f}" for rate in r.worker_events_per_s)
+    return [
+        (f"{r.workers} workers in one group, together", f"{r.workers_events_per_s:,.0f} records/s"),
+        ("  each worker", f"{each} records/s"),
+        (
+            "  rebalance: one joins / one leaves",
+            f"{r.rebalance_join_s:.1f} / {r.rebalance_leave_s:.1f} s",
+        ),
+        (
+            f"  kill -9 of one, taken over ({r.standby_replicas} standby replica)",
+            f"{r.standby_takeover_s:.1f} s",
         ),
     ]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from app.bench.latency import Load, campaign_candidate, latency, latency_candida
 from app.bench.memory import PeakRss, rss_mb
 from app.bench.pipe import PARTITIONS, pipe_rate, preload
 from app.bench.report import Result
+from app.bench.scale import STANDBY_REPLICAS, measure_scale
 from app.bench.stages import build_name, core_is_compiled, core_rate, stage_costs
 from app.broker import EmbeddedBroker
 from app.client import Encoded, encode_input, read_all
@@ -65,12 +67,14 @@ class Bench:
         journeys: JourneyLoad | None = None,
         campaign: int = 100_000,
         load_seconds: float = 10.0,
+        workers: int = 1,
     ) -> None:
         self.customers, self.events, self.say = customers, events, say
         self.latency_rate = latency_rate
         self.burst = burst
         self.campaign = campaign
         self.load_seconds = load_seconds  # of each latency run
+        self.workers = workers  # more than 1: the scale-out phase (scale.py)
         self.journeys = journeys
         self.schemas = Schemas.load()
         self.topics = TopicNames.with_prefix("bench.")
@@ -88,6 +92,8 @@ class Bench:
             measured = self._on_broker(broker, encoded)
             if self.journeys and self.journeys.customers:
                 measured |= self.measure_journeys(broker, self.journeys)
+            if self.workers > 1:
+                measured |= self.measure_scale_out(broker, encoded)
         return Result(
             **measured,
             customers=self.customers,
@@ -115,6 +121,12 @@ class Bench:
         finally:
             peak.stop()
             worker.stop(timeout=60)
+        disk = disk_bytes(worker.data_dir)
+        self.say(f"the worker's data directory: {disk / 2**20:,.1f} MB")
+        measured |= {
+            "state_disk_mb": round(disk / 2**20, 1),
+            "state_disk_bytes_per_customer": round(disk / max(self.customers, 1)),
+        }
         measured |= self.measure_restore(broker)
         pipe_p50, pipe_p99 = self.pipe_latency(broker, measured["latency_load_per_s"])
         self.say(f"pipe latency: p50 {pipe_p50:.1f} ms, p99 {pipe_p99:.1f} ms")
@@ -271,6 +283,35 @@ class Bench:
             "journey_peak_rss_mb": round(max(peak.mb, rss), 1),
         }
 
+    def measure_scale_out(self, broker: EmbeddedBroker, encoded: list[Encoded]) -> dict[str, Any]:
+        """The engine's records again, on topics of their own, for a group of workers."""
+        name = "bench-scale"
+        topics = TopicNames.with_prefix(f"{name}.")
+        asyncio.run(ensure_tact_topics(broker.bootstrap, topics, PARTITIONS))
+        to = dict(zip(self.topics.inputs, topics.inputs, strict=True))
+        asyncio.run(preload(broker.bootstrap, [replace(e, topic=to[e.topic]) for e in encoded]))
+        standby = {
+            "TACT_STANDBY_REPLICAS": str(STANDBY_REPLICAS),
+            # A member that takes longer than this to rejoin is dropped and rejoins, which starts
+            # the next rebalance: with three workers and a broker on two cores the embedded
+            # default of 3 s kept such a group rebalancing for minutes.
+            "TACT_REBALANCE_TIMEOUT_S": "20",
+        }
+        measured = measure_scale(
+            lambda member: self.start_worker(broker, name, member=member, env=standby),
+            self.workers,
+            PARTITIONS,
+            len(encoded),
+        )
+        self.say(
+            f"{self.workers} workers: {measured['workers_events_per_s']:,} records/s together "
+            f"({', '.join(f'{r:,}' for r in measured['worker_events_per_s'])}); a rebalance "
+            f"when one joins {measured['rebalance_join_s']:.1f} s, leaves "
+            f"{measured['rebalance_leave_s']:.1f} s; kill -9 of one, taken over with standby "
+            f"replicas in {measured['standby_takeover_s']:.1f} s"
+        )
+        return measured
+
     def _send(
         self, broker: EmbeddedBroker, topics: TopicNames, records: list[dict[str, Any]]
     ) -> None:
@@ -354,22 +395,27 @@ class Bench:
         name: str = "bench",
         policy: Path | None = None,
         data: str = "",
+        member: int = 0,
+        env: dict[str, str] | None = None,
     ) -> WorkerProcess:
-        """A worker on the topics `name.*`, with an app id and data dir of its own."""
-        env = {
+        """A worker on the topics `name.*`, with an app id and data dir of its own; members
+        of one group (`member`) each have their own instance id and data dir."""
+        settings = {
             "TACT_BROKER": broker.url,
             "TACT_TOPIC_PREFIX": f"{name}.",
             "TACT_APP_ID": f"tact-{name}",
             # One member id per name: a worker started again on an empty disk (the restore
             # measurement) takes its partitions back at once, as a restarted pod does.
-            "TACT_INSTANCE_ID": f"tact-{name}-0",
+            "TACT_INSTANCE_ID": f"tact-{name}-{member}",
             "TACT_PARTITIONS": str(PARTITIONS),
             "TACT_LOG_LEVEL": "warn",
             "TACT_POLICY_PATH": str(policy or ""),
+            **(env or {}),
         }
-        work = self.work
-        data_dir = work / f"{name}-{data or 'data'}"
-        return WorkerProcess(env, data_dir, work / f"{name}-{data or 'worker'}.log").start()
+        work, suffix = self.work, f"-{member}" if member else ""
+        data_dir = work / f"{name}-{data or 'data'}{suffix}"
+        log_path = work / f"{name}-{data or 'worker'}{suffix}.log"
+        return WorkerProcess(settings, data_dir, log_path).start()
 
     def engine_rate(self, worker: WorkerProcess, total: int, timeout_s: float = 600) -> float:
         """Records made durable per second, from the worker owning its partitions to the last
@@ -407,6 +453,11 @@ class Bench:
             return worker.metric(metric) >= value
 
         wait_until(reached, timeout_s, f"{metric} >= {value:,.0f}", 0.25)
+
+
+def disk_bytes(directory: Path) -> int:
+    """What a directory holds on disk, every file in it (RocksDB's SSTs, WAL, manifests)."""
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
 
 
 def _service(message_id: str) -> dict[str, Any]:

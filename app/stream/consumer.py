@@ -103,7 +103,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             return
         runs = []
         for tp, run in sorted(records.items(), key=self._rank):
-            if not run or (active is not None and tp not in active):
+            if not run:
+                continue
+            if active is not None and tp not in active:
+                if tp in self.assignment():  # paused while fetched: read it again once resumed
+                    await self.seek(tp, run[0].offset)
                 continue
             if tp.topic not in self.batch_topics:
                 for record in run:

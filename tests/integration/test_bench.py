@@ -53,6 +53,15 @@ KEYS = {
     "journey_release_lag_max_ms",
     "journey_rss_mb",
     "journey_peak_rss_mb",
+    "state_disk_mb",
+    "state_disk_bytes_per_customer",
+    "workers",
+    "workers_events_per_s",
+    "worker_events_per_s",
+    "rebalance_join_s",
+    "rebalance_leave_s",
+    "standby_replicas",
+    "standby_takeover_s",
     "restore_changelog_records",
     "restore_ready_s",
     "restore_records_per_s",
@@ -63,7 +72,7 @@ LAGS = {"journey_release_lag_p50_ms", "journey_release_lag_p99_ms", "journey_rel
 def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     command = ["-m", "app", "bench", "--customers", "200", "--events", "3000"]
     command += ["--latency-rate", "200", "--burst", "2000", "--campaign", "2000"]
-    command += ["--load-seconds", "4"]
+    command += ["--load-seconds", "2", "--workers", "2"]
     command += ["--journey-customers", "300", "--journey-rate", "1000"]
     done = subprocess.run(
         [sys.executable, *command, "--json"],
@@ -81,6 +90,8 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
     stages = result.pop("stage_us_per_record")
     assert set(stages) == {"decode_us", "core_us", "encode_us", "state_us"}
     assert all(us > 0 for us in stages.values()), stages
+    each = result.pop("worker_events_per_s")
+    assert len(each) == result["workers"] == 2 and sum(each) > 0, each  # one may join late
     history = result.pop("decide_us_by_history")
     assert set(history) == {"0", "1000", "100000"} and all(us > 0 for us in history.values())
     assert result["burst_candidates"] == 2000
@@ -91,6 +102,7 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
         "core_compiled",
         "stage_us_per_record",
         "decide_us_by_history",
+        "worker_events_per_s",
         *LAGS,
     }
     assert all(result[key] > 0 for key in positive), result
