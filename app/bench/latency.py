@@ -19,7 +19,7 @@ from app.config import TopicNames
 from app.policy.model import CHANNELS
 
 SETTLE_S = 2.0  # before the load: the reader settles at the end of its topics
-DRAIN_S = 5.0  # after it: the last records come through
+DRAIN_S = 5.0  # after it, at most: the last records come through
 
 
 @dataclass
@@ -57,7 +57,7 @@ async def latency(load: Load) -> tuple[float, float]:
     try:
         await _send_paced(producer, records, load.rate, sent_at, load.prefix)
         await burst
-        await asyncio.sleep(DRAIN_S)
+        await _drained(seen, len(records))
     finally:
         reader.cancel()
         await producer.stop()
@@ -68,6 +68,14 @@ async def latency(load: Load) -> tuple[float, float]:
         )
     seen.sort()
     return percentile(seen, 0.5), percentile(seen, 0.99)
+
+
+async def _drained(seen: list[float], sent: int) -> None:
+    """Until every record sent was seen, or DRAIN_S passed (a candidate that is not sent is
+    never seen)."""
+    ends = time.perf_counter() + DRAIN_S
+    while len(seen) < sent and time.perf_counter() < ends:
+        await asyncio.sleep(0.05)
 
 
 def percentile(sorted_values: list[float], share: float) -> float:
