@@ -11,12 +11,14 @@ import io
 import json
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
 import fastavro
+
+from app.codecs.avro_writer import Unplannable, Writer, plan
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")
@@ -40,8 +42,14 @@ class AvroCodec:
     # With a Schema Registry: a record written with another (compatible) version of the
     # schema is read by the writer's schema and resolved to this one.
     writer_of: WriterLookup | None = None
+    # The schema planned for writing (avro_writer.py); None: fastavro writes it.
+    planned: Writer | None = field(default=None, compare=False)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
+        if self.planned is not None:
+            body = bytearray(HEADER.pack(MAGIC, self.schema_id))
+            self.planned.encode(body, record)
+            return bytes(body)
         out = io.BytesIO()
         out.write(HEADER.pack(MAGIC, self.schema_id))
         fastavro.schemaless_writer(out, self.writer_schema, record)
@@ -84,6 +92,13 @@ class AvroCodec:
         return writer
 
 
+def _planned(parsed: Any) -> Writer | None:
+    try:
+        return plan(parsed)
+    except Unplannable:
+        return None
+
+
 def check_size(data: bytes | None, limit: int = MAX_RECORD_BYTES) -> None:
     """Refuse an input record too big to be a sensible message before decoding it."""
     if data is not None and len(data) > limit:
@@ -120,12 +135,14 @@ class Schemas:
         chosen = {**_read_ids(directory), **(ids or {})}
         codecs = {}
         for name, raw in raw_schemas(directory).items():
+            parsed = fastavro.parse_schema(raw)
             codecs[name] = AvroCodec(
                 name=name,
                 schema_id=chosen[name],
-                writer_schema=fastavro.parse_schema(raw),
+                writer_schema=parsed,
                 read_schema=reading_schema(raw),
                 writer_of=writer_of,
+                planned=_planned(parsed),
             )
         return cls(codecs)
 

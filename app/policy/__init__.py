@@ -12,6 +12,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 CORE_DIR = Path(__file__).parent
+COMPILED_DIRS = (CORE_DIR, CORE_DIR.parent / "codecs")  # setup.py compiles modules in both
 EDIT_GRACE_S = 2.0  # copying a tree can stamp a build a moment before its source
 
 
@@ -29,11 +30,12 @@ def stale_builds(folder: Path = CORE_DIR) -> list[str]:
     ]
 
 
-def refuse_stale_builds(folder: Path = CORE_DIR) -> None:
-    stale = stale_builds(folder)
-    if stale:
-        raise StaleBuildError(
-            f"{', '.join(stale)} in {folder} changed after the policy core was compiled, so the "
-            "old code would run. Rebuild it with `.venv/bin/pip install -e .`, or delete "
-            f"{folder}/*.so to run the core interpreted."
-        )
+def refuse_stale_builds(*folders: Path) -> None:
+    for folder in folders or COMPILED_DIRS:
+        stale = stale_builds(folder)
+        if stale:
+            raise StaleBuildError(
+                f"{', '.join(stale)} in {folder} changed after it was compiled, so the old code "
+                "would run. Rebuild it with `.venv/bin/pip install -e .`, or delete "
+                f"{folder}/*.so to run it interpreted."
+            )
