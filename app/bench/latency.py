@@ -143,14 +143,11 @@ async def _send_all(bootstrap: str, records: list[Encoded]) -> None:
 def campaign_candidate(message_id: str, customer_id: str) -> dict[str, Any]:
     """A promo candidate of a campaign, on the candidates topic."""
     return {
-        "kind": "candidate",
-        "message_id": message_id,
-        "customer_id": customer_id,
+        **latency_candidate(message_id, customer_id),
         "category": "promo",
         "audience": "mass",
         "channels": ["email", "push"],
         "urgency": "normal",
-        "created_at": iso(now_ms()),
         "template": "sale",
     }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import fastavro
 
-from app.codecs.avro_writer import Unplannable, Writer, plan
+from app.codecs.avro_writer import Node, Unplannable, plan
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")
@@ -43,12 +43,12 @@ class AvroCodec:
     # schema is read by the writer's schema and resolved to this one.
     writer_of: WriterLookup | None = None
     # The schema planned for writing (avro_writer.py); None: fastavro writes it.
-    planned: Writer | None = field(default=None, compare=False)
+    planned: Node | None = field(default=None, compare=False)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         if self.planned is not None:
             body = bytearray(HEADER.pack(MAGIC, self.schema_id))
-            self.planned.encode(body, record)
+            self.planned.write(body, record)
             return bytes(body)
         out = io.BytesIO()
         out.write(HEADER.pack(MAGIC, self.schema_id))
@@ -92,7 +92,7 @@ class AvroCodec:
         return writer
 
 
-def _planned(parsed: Any) -> Writer | None:
+def _planned(parsed: Any) -> Node | None:
     try:
         return plan(parsed)
     except Unplannable:

@@ -191,20 +191,11 @@ class RecordNode(Node):
             field.node.write(out, value)
 
 
-class Writer:
-    """One schema's plan: `encode(record)` appends its Avro body to `out`."""
-
-    def __init__(self, root: Node) -> None:
-        self.root = root
-
-    def encode(self, out: bytearray, record: object) -> None:
-        self.root.write(out, record)
-
-
-def plan(schema: Any) -> Writer:
-    """The writer of a schema parsed by fastavro.parse_schema (names in __named_schemas)."""
+def plan(schema: Any) -> Node:
+    """The writer of a schema parsed by fastavro.parse_schema (names in __named_schemas):
+    `plan(schema).write(out, record)` appends the record's Avro body to `out`."""
     named = dict(schema.get("__named_schemas") or {}) if isinstance(schema, dict) else {}
-    return Writer(_node(schema, named, set()))
+    return _node(schema, named, set())
 
 
 _PRIMITIVES: Final = {

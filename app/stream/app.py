@@ -290,15 +290,16 @@ def _pace_bulk_topic(app: TactApp) -> None:
     """Stop fetching the candidates topic while its backlog is long; fetch it again once the
     backlog is half gone (lanes.py)."""
     lanes = app.lanes
-    if not (lanes.should_pause() or lanes.should_resume()):
+    pause = lanes.should_pause()
+    if not (pause or lanes.should_resume()):
         return
     processor = app.processor
     tps = {TP(lanes.bulk_topic, p) for p in processor.assigned - processor.refused}
-    if lanes.should_pause():
+    if pause:
         app.consumer.pause_partitions(tps)
     else:
         app.consumer.resume_partitions(tps)
-    lanes.paused = not lanes.paused
+    lanes.paused = pause
 
 
 def _queued_fetches(app: TactApp, stream: faust.StreamT[Fetch]) -> list[Fetch]:
