@@ -1,5 +1,5 @@
-"""Compiles the pure policy core (app/policy) and the planned Avro writer
-(app/codecs/avro_writer.py) with mypyc, which turns their typed Python into C.
+"""Compiles the pure policy core (app/policy) and the planned Avro reader and writer
+(app/codecs/avro_reader.py, avro_writer.py) with mypyc, which turns their typed Python into C.
 
 Where no C compiler is found the modules stay as they are and run interpreted: same behaviour,
 slower. `tact bench` says which. Left out: __init__.py, which checks that the builds are newer
@@ -13,7 +13,7 @@ from setuptools import setup
 
 SKIPPED = {"__init__.py", "valueclass.py"}
 CORE = sorted(str(path) for path in Path("app/policy").glob("*.py") if path.name not in SKIPPED)
-CODECS = ["app/codecs/avro_writer.py"]
+CODECS = ["app/codecs/avro_reader.py", "app/codecs/avro_writer.py"]
 
 # No config file: the project's mypy settings (strictness, the pydantic plugin) are for checking
 # all of app/, which `mypy app` does in the tests; compiling needs none of them.

@@ -18,6 +18,7 @@ from typing import Any
 
 import fastavro
 
+from app.codecs.avro_reader import Cursor, Reader, Truncated, Unreadable, plan_reader
 from app.codecs.avro_writer import Node, Unplannable, plan
 
 MAGIC = 0
@@ -44,6 +45,8 @@ class AvroCodec:
     writer_of: WriterLookup | None = None
     # The schema planned for writing (avro_writer.py); None: fastavro writes it.
     planned: Node | None = field(default=None, compare=False)
+    # ... and for reading a body of this schema (avro_reader.py); None: fastavro reads it.
+    reader: Reader | None = field(default=None, compare=False)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         if self.planned is not None:
@@ -64,24 +67,30 @@ class AvroCodec:
             )
         schema_id = HEADER.unpack_from(data)[1]
         writer = self.read_schema if schema_id == self.schema_id else self._other(schema_id)
-        body = io.BytesIO(data)
-        body.seek(HEADER.size)
         try:
-            if writer is self.read_schema:
-                record = fastavro.schemaless_reader(body, self.read_schema)
-            else:
-                record = fastavro.schemaless_reader(body, writer, self.read_schema)
+            record, end = self._read(data, writer)
         except fastavro.read.SchemaResolutionError as exc:
             raise WireError(
                 f"schema id {schema_id} does not resolve to {self.name}: {_describe(exc)}"
             ) from exc
         except Exception as exc:  # fastavro raises many types on bad bytes
             raise WireError(f"not a valid {self.name} Avro body: {_describe(exc)}") from exc
-        left = len(data) - body.tell()
+        left = len(data) - end
         if left:
             raise WireError(f"{left} bytes left over after a {self.name} record: wrong schema?")
         assert isinstance(record, dict)
         return record
+
+    def _read(self, data: bytes, writer: Any) -> tuple[Any, int]:
+        """The record of the body after the header, and where it ends."""
+        if writer is self.read_schema and self.reader is not None:
+            cursor = Cursor(data, HEADER.size)
+            return self.reader.read(cursor), cursor.pos
+        body = io.BytesIO(data)
+        body.seek(HEADER.size)
+        if writer is self.read_schema:
+            return fastavro.schemaless_reader(body, self.read_schema), body.tell()
+        return fastavro.schemaless_reader(body, writer, self.read_schema), body.tell()
 
     def _other(self, schema_id: int) -> Any:
         writer = self.writer_of(schema_id) if self.writer_of is not None else None
@@ -99,6 +108,13 @@ def _planned(parsed: Any) -> Node | None:
         return None
 
 
+def _planned_reader(parsed: Any) -> Reader | None:
+    try:
+        return plan_reader(parsed)
+    except Unreadable:
+        return None
+
+
 def check_size(data: bytes | None, limit: int = MAX_RECORD_BYTES) -> None:
     """Refuse an input record too big to be a sensible message before decoding it."""
     if data is not None and len(data) > limit:
@@ -109,7 +125,7 @@ def check_size(data: bytes | None, limit: int = MAX_RECORD_BYTES) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, EOFError | StopIteration):
+    if isinstance(exc, EOFError | StopIteration | Truncated):
         return "the bytes end in the middle of a field (truncated record)"
     text = str(exc) or type(exc).__name__
     return text if len(text) < 200 else text[:200] + "..."
@@ -135,14 +151,15 @@ class Schemas:
         chosen = {**_read_ids(directory), **(ids or {})}
         codecs = {}
         for name, raw in raw_schemas(directory).items():
-            parsed = fastavro.parse_schema(raw)
+            parsed, read_schema = fastavro.parse_schema(raw), reading_schema(raw)
             codecs[name] = AvroCodec(
                 name=name,
                 schema_id=chosen[name],
                 writer_schema=parsed,
-                read_schema=reading_schema(raw),
+                read_schema=read_schema,
                 writer_of=writer_of,
                 planned=_planned(parsed),
+                reader=_planned_reader(read_schema),
             )
         return cls(codecs)
 

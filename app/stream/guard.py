@@ -24,6 +24,8 @@ import msgpack
 
 # start-hash, applying(topic+1, offset), suspect(topic+1, offset, deaths)
 SLOT = struct.Struct(">8sBqBqI")
+APPLYING = struct.Struct(">Bq")  # the slot's applying field, APPLYING_AT bytes into it
+APPLYING_AT = 8
 NOBODY = (0, -1)
 DEATHS_BEFORE_SETTING_ASIDE = 2
 
@@ -55,8 +57,8 @@ class Attempts:
         return None
 
     def applying(self, partition: int, topic: str, offset: int) -> None:
-        start, _, suspect, deaths = self._read(partition)
-        self._write(partition, start, (self.topics.index(topic) + 1, offset), suspect, deaths)
+        at = partition * SLOT.size + APPLYING_AT  # only that field: this runs for every record
+        APPLYING.pack_into(self.slots, at, self.topics.index(topic) + 1, offset)
 
     def applied(self, partition: int) -> None:
         """Every record of the run is applied: a death from here on is not a record's doing."""

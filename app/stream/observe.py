@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.clock import now_ms
 from app.metrics import Metrics
-from app.policy.model import Applied, Transition
+from app.policy.model import Applied, Category, Outcome, Transition
 from app.policy.reasons import reason_label
 from app.stream.holding import Holding
 
@@ -36,13 +36,14 @@ class Observer:
 
     def _count(self, run: PartitionRun, now: int) -> None:
         m = self.metrics
-        decisions: Counter[tuple[str, str, str, str]] = Counter()
+        decisions: Counter[tuple[Outcome, str, str | None, Category]] = Counter()
         channels: Counter[str] = Counter()
         for work in run.work.values():
             for applied in work.results:
                 for d in applied.decisions:
-                    reason = reason_label(d.reasons[0]) if d.reasons else ""
-                    decisions[d.outcome.value, reason, d.channel or "", d.category.value] += 1
+                    decisions[
+                        d.outcome, d.reasons[0] if d.reasons else "", d.channel, d.category
+                    ] += 1
                     m.decision_lag.observe(max(now - d.decided_at, 0) / 1000)
                     if d.cost:
                         m.contact_cost.labels(d.channel, d.category.value, d.journey or "").inc(
@@ -51,7 +52,10 @@ class Observer:
                 channels.update(message.channel for message in applied.outbound)
                 self._count_journeys(applied.transitions)
                 self._count_feedback(applied)
-        for labels, count in decisions.items():
+        labelled: Counter[tuple[str, str, str, str]] = Counter()
+        for (outcome, reason, channel, category), count in decisions.items():
+            labelled[outcome.value, reason_label(reason), channel or "", category.value] += count
+        for labels, count in labelled.items():
             m.decisions.labels(*labels).inc(count)
         for channel, count in channels.items():
             m.outbound.labels(channel).inc(count)

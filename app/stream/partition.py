@@ -93,7 +93,9 @@ class PartitionRun:
         if source is not None and record_time(item) is not None:  # a profile has no time
             self.watermark = max(self.watermark, decided_at(item, clock))
         self.transaction.put(item.customer_id, applied.state)
-        work = self.work.setdefault(item.customer_id, CustomerWork())
+        work = self.work.get(item.customer_id)
+        if work is None:
+            work = self.work[item.customer_id] = CustomerWork()
         work.results.append(self.recovered.unpublished(applied))
         if source is not None:
             work.sources.append(source)
