@@ -103,9 +103,12 @@ class Settings(BaseSettings):
     # applied first, as a replay would.
     release_grace_ms: int = Field(300, ge=0)
     rebalance_timeout_s: float = 60.0
-    # 0: per broker. On Kafka 30 s (heartbeats every 3 s). The embedded Tansu broker completes a
-    # group join only after half the session timeout, so there it is 6 s (heartbeats every 1 s):
-    # a restarted worker decides again about 6 s after it starts instead of 18.
+    # 0: per broker. On Kafka 30 s (heartbeats every 3 s). The embedded Tansu broker holds a
+    # static member's join for half the session timeout and its sync for 3 s, and counts
+    # neither as contact: the member's first heartbeat comes S/2 + 3 s + one interval after its
+    # last contact, and a member silent for longer than S is evicted. At 6 s that was 7 s, and
+    # a group of two rebalanced every 7 s for minutes. There it is 12 s (9.5 s to the first
+    # heartbeat, every 0.5 s): a worker is ready about 12 s after it starts.
     session_timeout_s: float = 0.0
     heartbeat_interval_s: float = 0.0
     recovery_delay_s: float = 3.0
@@ -203,11 +206,13 @@ class Settings(BaseSettings):
 
     @property
     def group_session_timeout_s(self) -> float:
-        return self.session_timeout_s or (6.0 if self.broker_kind == "tansu" else 30.0)
+        return self.session_timeout_s or (12.0 if self.broker_kind == "tansu" else 30.0)
 
     @property
     def group_heartbeat_s(self) -> float:
-        return self.heartbeat_interval_s or self.group_session_timeout_s / 6
+        if self.heartbeat_interval_s:
+            return self.heartbeat_interval_s
+        return 0.5 if self.broker_kind == "tansu" else self.group_session_timeout_s / 10
 
     @property
     def group_instance_id(self) -> str | None:

@@ -32,12 +32,20 @@ class Feeder(threading.Thread):
         super().__init__(daemon=True)
         self.harness, self.records, self.per_second = harness, records, per_second
         self.error: BaseException | None = None
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Publishes nothing more: what was published is what the test checks."""
+        self.stopping.set()
+        self.join()
 
     def run(self) -> None:
         try:
             encoded = self.harness.encode(self.records)
             chunk = max(self.per_second // 4, 1)
             for i in range(0, len(encoded), chunk):
+                if self.stopping.is_set():
+                    return
                 started = time.monotonic()
                 self.harness.publish_encoded(encoded[i : i + chunk])
                 time.sleep(max(0.0, 0.25 - (time.monotonic() - started)))

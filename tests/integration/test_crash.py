@@ -146,7 +146,7 @@ def test_a_frozen_broker_is_survived_without_help(harness, tmp_path):
     rng = random.Random(15)
     worker, _, policy_path = worker_without_quiet_hours(harness, tmp_path, rng, 300)
     pid = worker.process.pid
-    traffic = activity(rng, 300, 12_000, now_ms(), 30_000, prefix="p")
+    traffic = activity(rng, 300, 8_000, now_ms(), 20_000, prefix="p")
     feeder = Feeder(harness, traffic, per_second=400)
     feeder.start()
     wait_until_deciding(worker, harness)
@@ -182,7 +182,7 @@ def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
         "the partitions to be shared",
     )
     each_customer_is_explained_by_either_worker(harness, [first, second], customer_profiles[:40])
-    traffic = activity(rng, 500, 20_000, now_ms(), 40_000, prefix="g")
+    traffic = activity(rng, 500, 15_000, now_ms(), 30_000, prefix="g")
     feeder = Feeder(harness, traffic, per_second=500)
     feeder.start()
     wait_until_deciding(second, harness)

@@ -38,7 +38,7 @@ trigger = "application_submitted"
 key = "application_id"
 exit_on = ["application_withdrawn"]
 goal = "application_completed"
-max_duration = "45s"
+max_duration = "32s"
   [[journeys.steps]]
   name = "confirm"
   after = "0s"
@@ -61,7 +61,7 @@ max_duration = "45s"
   [[journeys.steps]]
   name = "approved"
   wait_for = "application_approved"
-  within = "30s"
+  within = "20s"
   template = "loan.approved"
   category = "service"
   urgency = "immediate"
@@ -149,7 +149,7 @@ def test_the_loan_journey_survives_kill_nine_and_a_lost_disk(harness, tmp_path):
         worker.start()
     feeder.join()
     assert feeder.error is None, feeder.error
-    last_deadline = traffic[-1]["occurred_at"] + 46_000
+    last_deadline = traffic[-1]["occurred_at"] + 33_000
     wait_until(lambda: now_ms() > last_deadline, 120, "every instance to have ended")
     try:
         wait_until(

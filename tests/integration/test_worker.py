@@ -185,7 +185,7 @@ def test_held_message_is_released_on_time_by_a_restarted_worker(harness, tmp_pat
 
     start = now_ms()
     clock = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S")  # noqa: E731
-    release_at = start + 40_000
+    release_at = start + 32_000  # after a start, a kill -9 and a restart
     policy = tmp_path / "quiet.toml"
     policy.write_text(
         f'version = "quiet-test"\n[quiet_hours]\nstart = "{clock(start - 60_000)}"\n'

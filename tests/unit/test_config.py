@@ -35,10 +35,19 @@ def test_a_value_that_cannot_work_is_refused_by_name(monkeypatch, name, value, m
         Settings.from_env()
 
 
-def test_the_embedded_broker_gets_a_short_session_and_fetch_wait():
+def test_the_embedded_broker_gets_its_own_session_heartbeat_and_fetch_wait():
     tansu, kafka = Settings(broker_kind="tansu"), Settings(broker_kind="kafka")
-    assert (tansu.group_session_timeout_s, tansu.fetch_wait_ms) == (6.0, 10)
-    assert (kafka.group_session_timeout_s, kafka.fetch_wait_ms) == (30.0, 500)
+    # Tansu holds a static member's join for S/2 and its sync for 3 s, neither counted as
+    # contact: the session must outlast both and the first heartbeat after them.
+    session, heartbeat = tansu.group_session_timeout_s, tansu.group_heartbeat_s
+    assert session / 2 + 3 + heartbeat < session - 1.5
+    assert (session, heartbeat) == (12.0, 0.5)
+    assert tansu.fetch_wait_ms == 10
+    assert (kafka.group_session_timeout_s, kafka.group_heartbeat_s, kafka.fetch_wait_ms) == (
+        30.0,
+        3.0,
+        500,
+    )
 
 
 def test_the_group_instance_id_is_stable_per_data_dir_and_unique_between_them(tmp_path):
