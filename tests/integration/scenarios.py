@@ -32,12 +32,14 @@ class Feeder(threading.Thread):
         super().__init__(daemon=True)
         self.harness, self.records, self.per_second = harness, records, per_second
         self.error: BaseException | None = None
+        self.published = 0  # the records published so far: always a prefix of `records`
         self.stopping = threading.Event()
 
-    def stop(self) -> None:
-        """Publishes nothing more: what was published is what the test checks."""
+    def stop(self) -> list:
+        """Publishes nothing more; returns what was published, which is what the test checks."""
         self.stopping.set()
         self.join()
+        return self.records[: self.published]
 
     def run(self) -> None:
         try:
@@ -48,6 +50,7 @@ class Feeder(threading.Thread):
                     return
                 started = time.monotonic()
                 self.harness.publish_encoded(encoded[i : i + chunk])
+                self.published = min(i + chunk, len(encoded))
                 time.sleep(max(0.0, 0.25 - (time.monotonic() - started)))
         except BaseException as exc:
             self.error = exc
