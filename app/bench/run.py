@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,17 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="tact-bench-"))
 
     def run(self) -> Result:
+        """Every measure in one run. The work directory (RocksDB, logs) is removed after it, and
+        kept after a failure, with its path said."""
+        try:
+            result = self._measure()
+        except BaseException:
+            self.say(f"the bench's data and logs are kept in {self.work}")
+            raise
+        shutil.rmtree(self.work, ignore_errors=True)
+        return result
+
+    def _measure(self) -> Result:
         records = traffic(self.customers, self.events, now_ms())
         core, compiled, history = core_rate(records), core_is_compiled(), decide_us_by_history()
         self.say(f"core ({build_name(compiled)}): {core:,.0f} decisions/s in-process")

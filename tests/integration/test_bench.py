@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -69,7 +70,7 @@ KEYS = {
 LAGS = {"journey_release_lag_p50_ms", "journey_release_lag_p99_ms", "journey_release_lag_max_ms"}
 
 
-def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
+def test_bench_measures_engine_pipe_latency_and_core_in_one_run(tmp_path):
     command = ["-m", "app", "bench", "--customers", "200", "--events", "3000"]
     command += ["--latency-rate", "200", "--burst", "2000", "--campaign", "2000"]
     command += ["--load-seconds", "2", "--workers", "2"]
@@ -79,8 +80,10 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run():
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not list(tmp_path.glob("tact-bench-*")), "its RocksDB and logs are left behind"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(result) == KEYS
     assert result["customers"] == 200

@@ -178,7 +178,7 @@ def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
         "the partitions to be shared",
     )
     each_customer_is_explained_by_either_worker(harness, [first, second], customer_profiles[:40])
-    traffic = activity(rng, 500, 15_000, now_ms(), 30_000, prefix="g")
+    traffic = activity(rng, 500, 12_500, now_ms(), 25_000, prefix="g")
     feeder = Feeder(harness, traffic, per_second=500)
     feeder.start()
     wait_until_deciding(second, harness)
