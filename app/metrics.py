@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -16,7 +18,12 @@ from prometheus_client import (
     ProcessCollector,
     make_wsgi_app,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
@@ -91,7 +98,7 @@ class Metrics:
         self.batch_records = Histogram(
             "tact_batch_records", "Records per processed run", registry=r, buckets=BATCH_SIZES
         )
-        self.decision_lag = Histogram(
+        self.decision_lag = BulkHistogram(
             "tact_decision_lag_seconds",
             "Wall-clock time from a decision's moment (a candidate's created_at, a held one's "
             "release time) to the decision being durable",
@@ -200,6 +207,35 @@ class CacheFigures(Protocol):
     misses: int
 
     def __len__(self) -> int: ...
+
+
+class BulkHistogram(Collector):
+    """A histogram without labels that takes a batch of values at a time: the worker observes
+    every decision's lag, and prometheus_client's Histogram takes a lock per value (1.3 µs)."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Iterable[float], registry: CollectorRegistry
+    ) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = (*sorted(float(b) for b in buckets), math.inf)
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+        registry.register(self)
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        counts, bounds = self.counts, self.bounds
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+            self.sum += value
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative, buckets = 0, []
+        for bound, count in zip(self.bounds, list(self.counts), strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == math.inf else str(bound), cumulative))
+        yield HistogramMetricFamily(
+            self.name, self.documentation, buckets=buckets, sum_value=self.sum
+        )
 
 
 class _LagCollector(Collector):
