@@ -11,15 +11,17 @@ and outputs that reached Kafka before the crash are found again and never publis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.clock import now_ms
 from app.codecs.avro import Schemas
+from app.collector import collector_off
 from app.config import TopicNames
 from app.policy.model import CustomerState
 from app.policy.rules import Policy
@@ -121,7 +123,7 @@ class Processor:
 
         Runs of partitions this worker does not own (fetched before a rebalance) are left alone.
         """
-        async with self.lock:
+        async with self._exclusive():
             if self.closed:
                 raise ProcessorClosed()
             fetched = [run for run in fetched if run.partition in self.assigned]
@@ -192,7 +194,7 @@ class Processor:
         customers were looked at."""
         released = 0
         while True:
-            async with self.lock:
+            async with self._exclusive():
                 if self.closed:
                     return released
                 await self._ready(self.assigned)
@@ -220,6 +222,15 @@ class Processor:
                     run.apply_due(customer_id, due_at, until)
                 runs.append(run)
         return runs, more
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """One batch or release chunk at a time, with the cycle collector off until it is
+        durable: what it builds holds no cycles and is freed by reference counting (see
+        app/collector.py)."""
+        async with self.lock:
+            with collector_off():
+                yield
 
     async def close(self) -> None:
         """Wait for the batch in flight, then take no more: the worker is stopping."""
