@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 
 from app.clock import now_ms
-from app.collector import collector_for_deciding
+from app.collector import collector_for_deciding, collector_off
 from app.policy.engine import apply_record
 from app.policy.model import (
     CHANNELS,
@@ -34,7 +34,7 @@ def decide_us_by_history(
     default, clock = load_policy(), now_ms()
     policy = replace(default, limits=replace(default.limits, max_messages_per_customer=LIMIT))
     result = {}
-    with collector_for_deciding():
+    with collector_for_deciding(), collector_off():  # as the worker decides a batch
         for size in histories:
             state = _customer_with(size, clock, policy)
             started = time.perf_counter()

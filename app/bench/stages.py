@@ -12,7 +12,7 @@ from app.clock import now_ms
 from app.codecs.avro import MAX_RECORD_BYTES, Schemas
 from app.codecs.records import decision_to_dict, outbound_to_dict
 from app.codecs.state import encode_state
-from app.collector import collector_for_deciding
+from app.collector import collector_for_deciding, collector_off
 from app.config import TopicNames
 from app.policy.engine import apply_record
 from app.policy.model import CustomerProfile, CustomerState
@@ -29,7 +29,7 @@ def core_rate(records: list[dict[str, Any]], seconds: float = 3.0) -> float:
     work = [i for i in inputs if not isinstance(i, CustomerProfile)]
     clock = now_ms()
     decided, spent = 0, 0.0
-    with collector_for_deciding():  # as the worker runs
+    with collector_for_deciding(), collector_off():  # as the worker decides a batch
         while spent < seconds:
             states = {p.customer_id: CustomerState(p.customer_id, p) for p in profiles}  # a new day
             started = time.perf_counter()
@@ -72,7 +72,7 @@ def stage_costs(encoded: list[Encoded], topics: TopicNames, schemas: Schemas) ->
     decoder = InputDecoder(topics, schemas, MAX_RECORD_BYTES)
     decision_codec, outbound_codec = schemas["tact.Decision"], schemas["tact.OutboundMessage"]
     policy, clock = load_policy(), now_ms()
-    with collector_for_deciding():
+    with collector_for_deciding(), collector_off():  # as the worker decides a batch
         started = time.perf_counter()
         inputs = []
         for record in encoded:
