@@ -7,7 +7,9 @@ then learns to read the previous version too, so a rolling upgrade can read what
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from operator import attrgetter
 from typing import Any
 
 import msgpack
@@ -40,40 +42,129 @@ class StateError(ValueError):
 
 
 def encode_state(state: CustomerState) -> bytes:
-    profile = state.profile
-    encoded: bytes = msgpack.packb(
-        [
-            VERSION,
-            state.customer_id,
-            None
-            if profile is None
-            else [
-                profile.timezone,
-                dict(profile.consents),
-                dict(profile.reachable),
-                profile.preferred_channel,
-                profile.segment,
-                dict(profile.attributes),
-            ],
-            {scope: _word(w) for scope, w in state.consent.items()},
-            {key: list(times) for key, times in state.sends.times.items()},
-            {message_id: at for message_id, (at, _) in state.decided.items()},
-            {key: [at, message_id] for key, (at, message_id) in state.dedupe.items()},
-            [[_candidate(p.candidate), p.release_at, p.reason] for p in state.pending],
-            [
-                [e.event_id, e.type, e.occurred_at, e.channel, dict(e.attributes)]
-                for e in state.recent
-            ],
-            [_instance(i) for i in state.journeys],
-            {channel: [score.value, score.at] for channel, score in state.engagement.items()},
-            [_sent(s) for s in state.awaiting],
-            state.detractor_until,
-            None if state.last_contact is None else list(_contact(state.last_contact)),
-            None if state.last_inbound is None else list(_inbound(state.last_inbound)),
-            {hour: [score.value, score.at] for hour, score in state.hours.items()},
-        ]
-    )
-    return encoded
+    return pack_state(state).data
+
+
+@dataclass(frozen=True, slots=True)
+class PackedState:
+    """A state with the bytes of each of its parts: the next state of the same customer shares
+    most parts with it (the core keeps what it does not change, by identity), and packing those
+    again was most of what a write cost a customer with a long history."""
+
+    state: CustomerState
+    values: tuple[Any, ...]  # the state's fields, in LAYOUT order
+    parts: tuple[bytes, ...]  # each field's bytes
+    pending: tuple[bytes, ...]  # each held candidate's
+    awaiting: tuple[bytes, ...]  # each send awaiting delivery's
+
+    @property
+    def data(self) -> bytes:
+        return _HEAD + b"".join(self.parts)
+
+
+def pack_state(state: CustomerState, previous: PackedState | None = None) -> PackedState:
+    """The state's bytes; the parts it shares with `previous` (the customer's state before)
+    are not packed again. The same bytes either way."""
+    before = previous or _NOTHING_BEFORE
+    values = _FIELDS(state)
+    pending, awaiting = before.pending, before.awaiting
+    if values[_PENDING] is not before.values[_PENDING]:
+        pending = _entries(values[_PENDING], before.values[_PENDING], pending, _held)
+    if values[_AWAITING] is not before.values[_AWAITING]:
+        awaiting = _entries(values[_AWAITING], before.values[_AWAITING], awaiting, _sent)
+    parts = []
+    for index, (value, old, plain) in enumerate(zip(values, before.values, _PLAIN, strict=True)):
+        if value is old:
+            parts.append(before.parts[index])
+        elif index == _PENDING:
+            parts.append(_array(pending))
+        elif index == _AWAITING:
+            parts.append(_array(awaiting))
+        else:
+            parts.append(_pack(plain(value)))
+    return PackedState(state, values, tuple(parts), pending, awaiting)
+
+
+def _entries(
+    entries: tuple[Any, ...],
+    before: tuple[Any, ...],
+    packed_before: tuple[bytes, ...],
+    plain: Callable[[Any], list[Any]],
+) -> tuple[bytes, ...]:
+    """Each entry's bytes, kept from the entries before for those it still holds. By identity:
+    the entries before are alive (the previous state holds them), so no other has their id."""
+    known = {id(entry): packed for entry, packed in zip(before, packed_before, strict=True)}
+    return tuple(known.get(id(entry)) or _pack(plain(entry)) for entry in entries)
+
+
+def _array(packed: tuple[bytes, ...]) -> bytes:
+    header: bytes = _PACKER.pack_array_header(len(packed))
+    return header + b"".join(packed)
+
+
+def _pack(plain: Any) -> bytes:
+    packed: bytes = _PACKER.pack(plain)
+    return packed
+
+
+def _profile(profile: CustomerProfile | None) -> list[Any] | None:
+    if profile is None:
+        return None
+    return [
+        profile.timezone,
+        dict(profile.consents),
+        dict(profile.reachable),
+        profile.preferred_channel,
+        profile.segment,
+        dict(profile.attributes),
+    ]
+
+
+def _held(p: Pending) -> list[Any]:
+    return [_candidate(p.candidate), p.release_at, p.reason]
+
+
+def _scores(scores: Mapping[Any, Score]) -> dict[Any, list[Any]]:
+    return {key: [score.value, score.at] for key, score in scores.items()}
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+# The stored layout after VERSION: each field of the state and how it is written.
+LAYOUT: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("customer_id", _as_is),
+    ("profile", _profile),
+    ("consent", lambda consent: {scope: _word(w) for scope, w in consent.items()}),
+    ("sends", lambda sends: {key: list(times) for key, times in sends.times.items()}),
+    ("decided", lambda decided: {m: at for m, (at, _) in decided.items()}),
+    ("dedupe", lambda dedupe: {key: [at, m] for key, (at, m) in dedupe.items()}),
+    ("pending", _as_is),  # packed entry by entry
+    (
+        "recent",
+        lambda recent: [
+            [e.event_id, e.type, e.occurred_at, e.channel, dict(e.attributes)] for e in recent
+        ],
+    ),
+    ("journeys", lambda journeys: [_instance(i) for i in journeys]),
+    ("engagement", _scores),
+    ("awaiting", _as_is),  # packed entry by entry
+    ("detractor_until", _as_is),
+    ("last_contact", lambda c: None if c is None else list(_contact(c))),
+    ("last_inbound", lambda i: None if i is None else list(_inbound(i))),
+    ("hours", _scores),
+)
+_NAMES = [name for name, _ in LAYOUT]
+_FIELDS = attrgetter(*_NAMES)  # a state's fields as one tuple, in LAYOUT order
+_PLAIN = [plain for _, plain in LAYOUT]
+_PENDING, _AWAITING = _NAMES.index("pending"), _NAMES.index("awaiting")
+_PACKER = msgpack.Packer()
+_HEAD: bytes = _PACKER.pack_array_header(len(LAYOUT) + 1) + _PACKER.pack(VERSION)
+# Before a customer's first state: fresh empty lists, so that no field of a state is one of them.
+_NOTHING_BEFORE = PackedState(
+    CustomerState(""), tuple([] for _ in LAYOUT), (b"",) * len(LAYOUT), (), ()
+)
 
 
 def _word(w: ConsentWord) -> list[Any]:

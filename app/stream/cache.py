@@ -1,9 +1,10 @@
 """The decoded states of the customers in use, in front of RocksDB (20,000 by default).
 
-A hit saves a RocksDB read and a msgpack decode. The cache holds only what the store holds: it
-is filled with what a run wrote, once that write is durable (Transaction.remember_written). So
-it can be dropped at any moment, and it is whenever a partition leaves or is recovered, or a
-write fails part-way.
+A hit saves a RocksDB read and a msgpack decode, and the next write of the customer packs only
+what changed (each state is kept with the bytes of its parts: codecs/state.py). The cache holds
+only what the store holds: it is filled with what a run wrote, once that write is durable
+(Transaction.remember_written). So it can be dropped at any moment, and it is whenever a
+partition leaves or is recovered, or a write fails part-way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from app.policy.model import CustomerState
+from app.codecs.state import PackedState
 
 
 class StateCache:
@@ -21,12 +22,12 @@ class StateCache:
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
-        self._states: OrderedDict[str, tuple[int, CustomerState]] = OrderedDict()
+        self._states: OrderedDict[str, tuple[int, PackedState]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._states)
 
-    def get(self, partition: int, customer_id: str) -> CustomerState | None:
+    def get(self, partition: int, customer_id: str) -> PackedState | None:
         entry = self._states.get(customer_id)
         if entry is None or entry[0] != partition:
             self.misses += 1
@@ -35,7 +36,7 @@ class StateCache:
         self._states.move_to_end(customer_id)
         return entry[1]
 
-    def put(self, partition: int, customer_id: str, state: CustomerState | None) -> None:
+    def put(self, partition: int, customer_id: str, state: PackedState | None) -> None:
         """`state` is what the store now holds for this customer (None: nothing)."""
         if state is None or not self.capacity:
             self._states.pop(customer_id, None)

@@ -286,8 +286,10 @@ async def test_a_customer_is_cached_from_its_second_run_and_the_cache_matches_th
         await put(agent, topics.candidates, 0, candidate("m2"), first_offset=1)
     assert reads() == {"cache": 1, "store": 2}
     assert registry.get_sample_value("tact_state_cache_customers") == 1
-    stored = decode_state(app.processor.parts.store.get(0, state_key("c1")))
-    assert app.processor.parts.cache.get(0, "c1") == stored and set(stored.decided) == {"m1", "m2"}
+    raw = app.processor.parts.store.get(0, state_key("c1"))
+    stored, cached = decode_state(raw), app.processor.parts.cache.get(0, "c1")
+    assert cached.state == stored and set(stored.decided) == {"m1", "m2"}
+    assert cached.data == raw  # the bytes its next write starts from
     await app.processor.revoke([0])
     assert len(app.processor.parts.cache) == 0
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from app.codecs.state import PackedState, pack_state
 from app.policy.model import CustomerState
 from app.stream.cache import StateCache
 
 
-def state(customer_id: str) -> CustomerState:
-    return CustomerState(customer_id)
+def state(customer_id: str) -> PackedState:
+    return pack_state(CustomerState(customer_id))
 
 
 def test_the_least_recently_used_customer_leaves_first():

@@ -8,7 +8,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.codecs.state import decode_state, encode_state
+from app.codecs.state import decode_state, encode_state, pack_state
+from app.policy.engine import apply_record
 from app.policy.localtime import calendar_period
 from app.policy.model import (
     DAY,
@@ -164,6 +165,23 @@ def test_stopping_and_resuming_from_stored_state_changes_nothing(records, policy
     )
     assert tail.states == whole.states
     assert by_customer(head.decisions + tail.decisions) == by_customer(whole.decisions)
+
+
+@given(traffic(), policies())
+@settings(max_examples=100, deadline=None)
+def test_a_state_packed_from_the_one_before_it_is_packed_alike(records, policy):
+    """A worker packs a customer's state from the bytes of the state before (codecs/state.py):
+    the same bytes as packing it whole, whatever the core kept or changed."""
+    packed, clock = {}, T0
+    for record in records:
+        clock = max(clock, getattr(record, "created_at", getattr(record, "occurred_at", clock)))
+        before = packed.pop(record.customer_id, None)
+        state = apply_record(before.state if before else None, record, clock, policy).state
+        if state is not None:
+            again = pack_state(state, before)
+            assert again.data == pack_state(state).data == encode_state(state)
+            assert decode_state(again.data) == state
+            packed[record.customer_id] = again
 
 
 def whole_until(records):
