@@ -248,7 +248,11 @@ def produce(path: Any, **flags: Any) -> None:
 
     async def go() -> int:
         security = client_options(settings)
-        async with Publisher(settings.bootstrap_servers, security=security) as publisher:
+        async with Publisher(
+            settings.bootstrap_servers,
+            security=security,
+            compression_type=settings.kafka_compression_type,
+        ) as publisher:
             return await publisher.publish(records)
 
     click.echo(f"published {asyncio.run(go())} records", err=True)

@@ -83,13 +83,18 @@ class Publisher:
     """Publishes records keyed by customer_id, in order per customer."""
 
     def __init__(
-        self, bootstrap_servers: str, linger_ms: int = 5, security: Mapping[str, Any] | None = None
+        self,
+        bootstrap_servers: str,
+        linger_ms: int = 5,
+        security: Mapping[str, Any] | None = None,
+        compression_type: str | None = None,
     ) -> None:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             **(security or {}),
             linger_ms=linger_ms,
             max_batch_size=512 * 1024,
+            compression_type=compression_type,
             acks="all",
         )
 

@@ -170,6 +170,7 @@ def _kafka_io(settings: Settings) -> KafkaIO:
         idempotent=settings.broker_kind == "kafka",
         fetch_wait_ms=settings.fetch_wait_ms,
         security=client_options(settings),
+        compression_type=settings.kafka_compression_type,
     )
 
 

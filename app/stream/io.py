@@ -67,11 +67,13 @@ class KafkaIO:
         idempotent: bool,
         fetch_wait_ms: int,
         security: Mapping[str, Any] | None = None,
+        compression_type: str | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.security = security  # TLS and SASL options (kafka_security.py)
         self.idempotent = idempotent
         self.fetch_wait_ms = fetch_wait_ms
+        self.compression_type = compression_type  # of every batch written (aiokafka's name)
         self._producer: AIOKafkaProducer | None = None
 
     @property
@@ -86,6 +88,7 @@ class KafkaIO:
             bootstrap_servers=self.bootstrap_servers,
             linger_ms=0,  # Tact hands over whole batches itself; waiting adds only latency
             max_batch_size=1024 * 1024,
+            compression_type=self.compression_type,
             acks="all",
             # The broker drops a batch it already has when a retry repeats it. (The embedded
             # broker cannot: a retry after a lost acknowledgement could repeat a record there.)

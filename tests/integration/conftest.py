@@ -81,7 +81,8 @@ class Harness:
 
     def publish_encoded(self, encoded: list[Encoded]) -> int:
         async def go() -> list[Any]:
-            async with Publisher(self.broker.bootstrap) as publisher:
+            # Upstream may compress its batches: the worker reads them as any consumer does.
+            async with Publisher(self.broker.bootstrap, compression_type="lz4") as publisher:
                 return await publisher.publish_acked(encoded)
 
         self.note_acked(asyncio.run(go()))

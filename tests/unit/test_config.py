@@ -27,12 +27,19 @@ def test_settings_come_from_tact_variables_with_their_types(monkeypatch):
         ("TACT_FETCH_MAX_RECORDS", "0", "TACT_FETCH_MAX_RECORDS='0': Input should be greater"),
         ("TACT_BROKER_KIND", "kafak", "TACT_BROKER_KIND='kafak': Input should be 'kafka' or"),
         ("TACT_PARTITIONS", "many", "TACT_PARTITIONS='many': Input should be a valid integer"),
+        ("TACT_KAFKA_COMPRESSION", "lz5", "TACT_KAFKA_COMPRESSION='lz5': Input should be 'none'"),
     ],
 )
 def test_a_value_that_cannot_work_is_refused_by_name(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=message):
         Settings.from_env()
+
+
+def test_batches_are_written_lz4_unless_told_otherwise():
+    assert Settings().kafka_compression_type == "lz4"
+    assert Settings(kafka_compression="zstd").kafka_compression_type == "zstd"
+    assert Settings(kafka_compression="none").kafka_compression_type is None
 
 
 def test_the_embedded_broker_gets_its_own_session_heartbeat_and_fetch_wait():
