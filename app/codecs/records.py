@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from app.policy.model import (
     Audience,
@@ -21,6 +22,8 @@ from app.policy.model import (
     Transition,
     Urgency,
 )
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class RecordError(ValueError):
@@ -50,16 +53,33 @@ def _require(d: Mapping[str, Any], kind: str) -> None:
         raise RecordError(f"{kind}: missing field{'s' if len(missing) > 1 else ''} {names}")
 
 
+def _members(kind: type[E]) -> Callable[[Any], E]:
+    """The enum's member for its text: a dict lookup, where calling the enum costs 0.35 µs."""
+    members = {member.value: member for member in kind}
+
+    def member(text: Any) -> E:
+        found = members.get(text) if isinstance(text, str) else None
+        if found is None:
+            raise ValueError(f"{text!r} is not a valid {kind.__name__}")
+        return found
+
+    return member
+
+
+category_of, audience_of, urgency_of = _members(Category), _members(Audience), _members(Urgency)
+outcome_of = _members(Outcome)
+
+
 def candidate_from_dict(d: Mapping[str, Any]) -> Candidate:
     _require(d, "candidate")
     try:
         return Candidate(
             message_id=_text(d, "message_id"),
             customer_id=_text(d, "customer_id"),
-            category=Category(d["category"]),
-            audience=Audience(d["audience"]),
+            category=category_of(d["category"]),
+            audience=audience_of(d["audience"]),
             channels=tuple(d.get("channels") or ()),
-            urgency=Urgency(d["urgency"]),
+            urgency=urgency_of(d["urgency"]),
             created_at=_millis(d, "created_at"),
             template=_text(d, "template"),
             priority=d.get("priority"),
@@ -104,12 +124,12 @@ def decision_to_dict(decision: Decision) -> dict[str, Any]:
     return {
         "message_id": decision.message_id,
         "customer_id": decision.customer_id,
-        "outcome": decision.outcome.value,
+        "outcome": decision.outcome,  # a StrEnum member is its text
         "channel": decision.channel,
         "reasons": list(decision.reasons),
         "policy_version": decision.policy_version,
         "decided_at": decision.decided_at,
-        "category": decision.category.value,
+        "category": decision.category,
         "release_at": decision.release_at,
         "journey": decision.journey,
         "step": decision.step,
@@ -122,12 +142,12 @@ def decision_from_dict(d: Mapping[str, Any]) -> Decision:
     return Decision(
         message_id=d["message_id"],
         customer_id=d["customer_id"],
-        outcome=Outcome(d["outcome"]),
+        outcome=outcome_of(d["outcome"]),
         channel=d.get("channel"),
         reasons=tuple(d["reasons"]),
         policy_version=d["policy_version"],
         decided_at=_millis(d, "decided_at"),
-        category=Category(d["category"]),
+        category=category_of(d["category"]),
         release_at=_optional_millis(d, "release_at"),
         journey=d.get("journey"),
         step=d.get("step"),
@@ -143,7 +163,7 @@ def outbound_to_dict(message: OutboundMessage) -> dict[str, Any]:
         "channel": message.channel,
         "template": message.template,
         "payload": dict(message.payload),
-        "category": message.category.value,
+        "category": message.category,
         "sent_at": message.sent_at,
         "policy_version": message.policy_version,
         "context": [
@@ -161,7 +181,7 @@ def outbound_from_dict(d: Mapping[str, Any]) -> OutboundMessage:
         channel=d["channel"],
         template=d["template"],
         payload=dict(d["payload"]),
-        category=Category(d["category"]),
+        category=category_of(d["category"]),
         sent_at=_millis(d, "sent_at"),
         policy_version=d["policy_version"],
         context=tuple(

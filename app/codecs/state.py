@@ -14,11 +14,10 @@ from typing import Any
 
 import msgpack
 
+from app.codecs.records import audience_of, category_of, urgency_of
 from app.policy.history import Expiring, SendLog
 from app.policy.model import (
-    Audience,
     Candidate,
-    Category,
     ConsentWord,
     Contact,
     CustomerEvent,
@@ -29,7 +28,6 @@ from app.policy.model import (
     Pending,
     Score,
     Sent,
-    Urgency,
 )
 
 # 3: engagement, sends awaiting delivery, feedback and contacts (appended fields: a version 2
@@ -281,10 +279,10 @@ def _candidate_back(customer_id: str, f: list[Any]) -> Candidate:
     return Candidate(
         message_id=message_id,
         customer_id=customer_id,
-        category=Category(category),
-        audience=Audience(audience),
+        category=category_of(category),
+        audience=audience_of(audience),
         channels=tuple(channels),
-        urgency=Urgency(urgency),
+        urgency=urgency_of(urgency),
         created_at=created_at,
         template=template,
         priority=priority,
