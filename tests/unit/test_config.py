@@ -36,9 +36,9 @@ def test_a_value_that_cannot_work_is_refused_by_name(monkeypatch, name, value, m
         Settings.from_env()
 
 
-def test_batches_are_written_lz4_unless_told_otherwise():
-    assert Settings().kafka_compression_type == "lz4"
-    assert Settings(kafka_compression="zstd").kafka_compression_type == "zstd"
+def test_batches_are_written_zstd_unless_told_otherwise():
+    assert Settings().kafka_compression_type == "zstd"
+    assert Settings(kafka_compression="lz4").kafka_compression_type == "lz4"
     assert Settings(kafka_compression="none").kafka_compression_type is None
 
 
