@@ -1,5 +1,6 @@
 """Compiles the pure policy core (app/policy) and the planned Avro reader and writer
-(app/codecs/avro_reader.py, avro_writer.py) with mypyc, which turns their typed Python into C.
+(app/codecs/avro_reader.py, avro_writer.py) with mypyc, which turns their typed Python into C,
+and app/_acyclic.c, which takes the worker's cached states out of the cycle collector's sight.
 
 Where no C compiler is found the modules stay as they are and run interpreted: same behaviour,
 slower. `tact bench` says which. Left out: __init__.py, which checks that the builds are newer
@@ -9,7 +10,7 @@ than their sources, and valueclass.py (see there), so the domain values stay pla
 from pathlib import Path
 
 from mypyc.build import mypycify
-from setuptools import setup
+from setuptools import Extension, setup
 
 SKIPPED = {"__init__.py", "valueclass.py"}
 CORE = sorted(str(path) for path in Path("app/policy").glob("*.py") if path.name not in SKIPPED)
@@ -20,4 +21,5 @@ CODECS = ["app/codecs/avro_reader.py", "app/codecs/avro_writer.py"]
 extensions = mypycify(["--config-file=", *CORE, *CODECS], group_name="tact_core")
 for extension in extensions:
     extension.optional = True  # a failed build leaves the interpreted core, not a failed install
+extensions.append(Extension("app._acyclic", ["app/_acyclic.c"], optional=True))
 setup(ext_modules=extensions)

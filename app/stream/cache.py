@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from app.codecs.state import PackedState
+from app.collector import untrack
 
 
 class StateCache:
@@ -41,6 +42,7 @@ class StateCache:
         if state is None or not self.capacity:
             self._states.pop(customer_id, None)
             return
+        untrack(state)  # immutable, so never in a cycle: the collector need not walk it
         self._states[customer_id] = (partition, state)
         self._states.move_to_end(customer_id)
         if len(self._states) > self.capacity:

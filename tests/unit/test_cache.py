@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+from types import BuiltinFunctionType
+
 from app.codecs.state import PackedState, pack_state
+from app.collector import untrack
 from app.policy.model import CustomerState
 from app.stream.cache import StateCache
 
@@ -49,3 +53,10 @@ def test_a_capacity_of_zero_caches_nothing():
     cache = StateCache(0)
     cache.put(0, "a", state("a"))
     assert cache.get(0, "a") is None and len(cache) == 0
+
+
+def test_what_the_cache_keeps_is_out_of_the_collectors_sight_where_untrack_is_built():
+    kept = state("a")
+    assert gc.is_tracked(kept.state)
+    StateCache(10).put(0, "a", kept)
+    assert gc.is_tracked(kept.state) is not isinstance(untrack, BuiltinFunctionType)

@@ -4,12 +4,15 @@ import gc
 import importlib
 import os
 from importlib.machinery import EXTENSION_SUFFIXES
-from types import FunctionType
+from types import BuiltinFunctionType, FunctionType
 
 import pytest
 
-from app.collector import THRESHOLDS, collector_for_deciding
+from app.collector import THRESHOLDS, collector_for_deciding, untrack
 from app.policy import CORE_DIR, StaleBuildError, refuse_stale_builds, stale_builds
+from app.policy.engine import apply_record
+from app.policy.model import CustomerState, Urgency
+from tests.builders import at, candidate, default_policy, event, profile
 
 NOT_COMPILED = {"__init__", "valueclass"}  # as setup.py leaves them out
 
@@ -104,3 +107,42 @@ def test_deciding_sets_the_collector_and_puts_it_back() -> None:
         assert gc.get_freeze_count() > 0  # what was loaded before is not walked again
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def a_customer_with_history() -> CustomerState:
+    """Sends awaiting delivery, a held candidate, an event: a state with many parts."""
+    policy, state = default_policy(), CustomerState("c1", profile())
+    inputs = [candidate(f"m{i}", channels=("push", "sms"), created_at=at(i)) for i in range(3)]
+    inputs += [event(occurred_at=at(4)), candidate("late", urgency=Urgency.LOW, created_at=at(12))]
+    for item in inputs:
+        state = apply_record(state, item, at(12), policy).kept
+    return state
+
+
+def tracked_parts(value: object) -> list[object]:
+    """What the collector would walk through from `value`, shared things (types) aside."""
+    found, seen, todo = [], set(), [value]
+    while todo:
+        part = todo.pop()
+        if id(part) in seen or isinstance(part, type) or not gc.is_tracked(part):
+            continue
+        seen.add(id(part))
+        found.append(part)
+        todo.extend(gc.get_referents(part))
+    return found
+
+
+def test_the_collector_is_spared_states_wherever_the_core_is_compiled() -> None:
+    """One C compiler builds both (setup.py): untrack is there exactly when the core is."""
+    assert isinstance(untrack, BuiltinFunctionType) is all(compiled_modules().values())
+
+
+@pytest.mark.skipif(not isinstance(untrack, BuiltinFunctionType), reason="built without C")
+def test_untrack_takes_a_state_and_all_it_holds_out_of_the_collectors_sight() -> None:
+    state = a_customer_with_history()
+    assert state.awaiting and state.pending
+    parts = len(tracked_parts(state))
+    assert parts > 20 and untrack(state) == parts
+    assert tracked_parts(state) == [] and gc.is_tracked(type(state))  # its class is shared
+    later = apply_record(state, candidate("m9", created_at=at(13)), at(13), default_policy()).kept
+    assert 0 < untrack(later) < parts / 2  # only what it does not share with the state before
