@@ -89,10 +89,20 @@ def _entries(
     packed_before: tuple[bytes, ...],
     plain: Callable[[Any], list[Any]],
 ) -> tuple[bytes, ...]:
-    """Each entry's bytes, kept from the entries before for those it still holds. By identity:
-    the entries before are alive (the previous state holds them), so no other has their id."""
-    known = {id(entry): packed for entry, packed in zip(before, packed_before, strict=True)}
-    return tuple(known.get(id(entry)) or _pack(plain(entry)) for entry in entries)
+    """Each entry's bytes, kept from the entries before for those it still holds, by identity.
+    The core keeps entries in their order (it drops some, appends new ones), so one pass over
+    the entries before finds every kept one."""
+    packed, j = [], 0
+    for entry in entries:
+        k = j
+        while k < len(before) and before[k] is not entry:
+            k += 1
+        if k < len(before):
+            packed.append(packed_before[k])
+            j = k + 1
+        else:
+            packed.append(_pack(plain(entry)))
+    return tuple(packed)
 
 
 def _array(packed: tuple[bytes, ...]) -> bytes:
