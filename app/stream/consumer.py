@@ -19,6 +19,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from mode.utils.queues import ThrowableQueue
 
+from app.collector import untrack
 from app.stream import faust_private
 
 BATCH_CODEC = "tact-batch"
@@ -115,6 +116,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             elif await self._behind_earlier_topics(tp):
                 await self.seek(tp, run[0].offset)
             elif not self._lost_by_failpoint(run):
+                untrack(run)  # it waits in queues and backlogs, and never holds a cycle
                 runs.append(InputRun(tp.topic, tp.partition, run))
         if runs and generation == self.app.consumer_generation_id:
             first = TP(runs[0].topic, runs[0].partition)
