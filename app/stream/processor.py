@@ -126,15 +126,21 @@ class Processor:
         async with self._exclusive():
             if self.closed:
                 raise ProcessorClosed()
-            fetched = [run for run in fetched if run.partition in self.assigned]
-            await self._ready({run.partition for run in fetched})
-            started, clock, progress = time.perf_counter(), self.clock(), Progress()
-            runs = self._decide(fetched, clock, progress)
-            self.parts.observer.on_decided(time.perf_counter() - started)
-            await self.parts.writer.write(list(runs.values()), self.owned)
-            for run in runs.values():
-                progress.done.update({(t, run.partition): o for t, o in run.inputs.items()})
-            return progress
+            return await self._decide_and_write(
+                [run for run in fetched if run.partition in self.assigned]
+            )
+
+    async def _decide_and_write(self, fetched: list[InputRun]) -> Progress:
+        """The batch, decided and made durable. What it built is freed when this returns, before
+        the collector runs again (_exclusive): it would walk all of it."""
+        await self._ready({run.partition for run in fetched})
+        started, clock, progress = time.perf_counter(), self.clock(), Progress()
+        runs = self._decide(fetched, clock, progress)
+        self.parts.observer.on_decided(time.perf_counter() - started)
+        await self.parts.writer.write(list(runs.values()), self.owned)
+        for run in runs.values():
+            progress.done.update({(t, run.partition): o for t, o in run.inputs.items()})
+        return progress
 
     def _decide(
         self, fetched: list[InputRun], clock: int, progress: Progress
@@ -197,14 +203,20 @@ class Processor:
             async with self._exclusive():
                 if self.closed:
                     return released
-                await self._ready(self.assigned)
-                runs, more = self._release_chunk(self.clock() - self.parts.release_grace_ms)
-                if runs:
-                    await self.parts.writer.write(runs, self.owned)
-                released += sum(len(run.transaction.changed) for run in runs)
+                customers, more = await self._release_and_write()
+            released += customers
             if not more:
                 return released
             await asyncio.sleep(0)  # asyncio's lock is fair: a waiting batch takes it first
+
+    async def _release_and_write(self) -> tuple[int, bool]:
+        """One chunk of what is due, made durable (freed on return, as _decide_and_write):
+        the customers looked at, and whether more may be due."""
+        await self._ready(self.assigned)
+        runs, more = self._release_chunk(self.clock() - self.parts.release_grace_ms)
+        if runs:
+            await self.parts.writer.write(runs, self.owned)
+        return sum(len(run.transaction.changed) for run in runs), more
 
     def _release_chunk(self, clock: int) -> tuple[list[PartitionRun], bool]:
         runs, more = [], False
