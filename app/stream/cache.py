@@ -42,7 +42,9 @@ class StateCache:
         if state is None or not self.capacity:
             self._states.pop(customer_id, None)
             return
-        untrack(state)  # immutable, so never in a cycle: the collector need not walk it
+        # Immutable, so never in a cycle: the collector need not walk it. (The tuples of bytes
+        # beside it it leaves by itself, at its first look.)
+        untrack(state.state)
         self._states[customer_id] = (partition, state)
         self._states.move_to_end(customer_id)
         if len(self._states) > self.capacity:
