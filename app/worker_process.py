@@ -27,6 +27,15 @@ EMBEDDED_WORKER_ENV = {
 }
 
 
+def summed(samples: list[Any], name: str, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels` (0: none)."""
+    return sum(
+        float(sample.value)
+        for sample in samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
 class WorkerProcess:
     """One `python -m app worker`, its settings as TACT_* variables, its output in a log file."""
 
@@ -93,11 +102,7 @@ class WorkerProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples called `name` whose labels include `labels` (0: none)."""
-        return sum(
-            float(sample.value)
-            for sample in self.samples()
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-        )
+        return summed(self.samples(), name, **labels)
 
     def probe(self, name: str) -> tuple[int, str]:
         """GET /health/<name> (live, ready): the status code and the reason given (0: no

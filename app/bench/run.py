@@ -35,7 +35,7 @@ from app.config import TopicNames
 from app.stream.io import ensure_tact_topics
 from app.traffic import Mix, activity, random_profiles
 from app.waiting import wait_until
-from app.worker_process import WorkerProcess
+from app.worker_process import WorkerProcess, summed
 
 PIPE_TOPIC = "bench.pipe-latency"  # where the plain loop forwards the latency load
 BENCH_MIX = Mix(  # every candidate is sent or refused at once: what the engine's rate measures
@@ -439,11 +439,11 @@ class Bench:
         while time.monotonic() < started + timeout_s:
             if not worker.alive:
                 raise RuntimeError(f"the worker stopped; see {worker.log_path}")
-            samples = {s.name: s.value for s in worker.samples() if not s.labels}
+            samples = worker.samples()  # one scrape: each costs the worker time
             if samples:
                 answered_at = time.monotonic()
-                decided = worker.metric("tact_input_records_total")
-            if ready_at is None and samples.get("tact_assigned_partitions", 0) > 0:
+                decided = summed(samples, "tact_input_records_total")
+            if ready_at is None and summed(samples, "tact_assigned_partitions") > 0:
                 ready_at = time.monotonic()
             if ready_at is not None and decided >= total:
                 return total / (time.monotonic() - ready_at)
