@@ -87,9 +87,9 @@ def stage_costs(encoded: list[Encoded], topics: TopicNames, schemas: Schemas) ->
         decided = time.perf_counter()
         for applied in outputs:
             for decision in applied.decisions:
-                decision_codec.encode(decision_to_dict(decision))
+                decision_codec.encode_value(decision, decision_to_dict)
             for message in applied.outbound:
-                outbound_codec.encode(outbound_to_dict(message))
+                outbound_codec.encode_value(message, outbound_to_dict)
         encoded_at = time.perf_counter()
         for state in states.values():
             if state is not None:

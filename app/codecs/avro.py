@@ -58,6 +58,15 @@ class AvroCodec:
         fastavro.schemaless_writer(out, self.writer_schema, record)
         return out.getvalue()
 
+    def encode_value(self, value: object, as_dict: Callable[[Any], Mapping[str, Any]]) -> bytes:
+        """A value whose attributes are the schema's fields, written as it is by the planned
+        writer; through its dict (`as_dict`) where fastavro writes."""
+        if self.planned is None:
+            return self.encode(as_dict(value))
+        body = bytearray(HEADER.pack(MAGIC, self.schema_id))
+        self.planned.write(body, value)
+        return bytes(body)
+
     def decode(self, data: bytes | None) -> dict[str, Any]:
         if data is None:
             raise WireError(f"empty value: expected a {self.name} record")

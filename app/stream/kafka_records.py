@@ -104,11 +104,11 @@ class OutputEncoder:
         self.dead_letter_codec = schemas["tact.DeadLetter"]
 
     def decision(self, partition: int, decision: Decision) -> OutRecord:
-        value = self.decision_codec.encode(decision_to_dict(decision))
+        value = self.decision_codec.encode_value(decision, decision_to_dict)
         return OutRecord(self.topics.decisions, partition, decision.customer_id.encode(), value)
 
     def outbound(self, partition: int, message: OutboundMessage) -> OutRecord:
-        value = self.outbound_codec.encode(outbound_to_dict(message))
+        value = self.outbound_codec.encode_value(message, outbound_to_dict)
         topic = self.topics.outbound[message.channel]
         return OutRecord(topic, partition, message.customer_id.encode(), value)
 

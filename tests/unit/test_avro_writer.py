@@ -13,6 +13,12 @@ from hypothesis import strategies as st
 
 from app.codecs.avro import Schemas
 from app.codecs.avro_writer import Unplannable, plan
+from app.codecs.records import (
+    decision_from_dict,
+    decision_to_dict,
+    outbound_from_dict,
+    outbound_to_dict,
+)
 
 SCHEMAS = Schemas.load()
 NAMES = sorted(
@@ -121,3 +127,20 @@ def test_a_union_of_more_than_null_and_one_type_is_left_to_fastavro():
                 }
             )
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "from_dict", "to_dict"),
+    [
+        ("tact.Decision", decision_from_dict, decision_to_dict),
+        ("tact.OutboundMessage", outbound_from_dict, outbound_to_dict),
+    ],
+)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_value_is_written_as_its_dict_is(name, from_dict, to_dict, data):
+    """The worker writes decisions and outbound messages from the core's values, no dict built."""
+    codec = SCHEMAS[name]
+    schema = codec.writer_schema
+    value = from_dict(data.draw(values(schema, schema["__named_schemas"])))
+    assert codec.encode_value(value, to_dict) == codec.encode(to_dict(value))
