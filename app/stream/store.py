@@ -108,18 +108,29 @@ class Transaction:
         for customer_id in sorted(self.changed):
             state, before = self.states[customer_id], self.before[customer_id]
             changes[state_key(customer_id)] = self._packed(customer_id, state)
-            due_before, due_after = _next_due(before), _next_due(state)
-            stale = self.indexed.get(customer_id)
-            if stale is not None and stale not in (due_before, due_after):
-                changes[due_key(stale, customer_id)] = None  # an entry no state explains
-            if due_before != due_after:
-                if due_before is not None:
-                    changes[due_key(due_before, customer_id)] = None
-                if due_after is not None:
-                    changes[due_key(due_after, customer_id)] = b""
-                    if self.earliest_due is None or due_after < self.earliest_due:
-                        self.earliest_due = due_after
+            if customer_id in self.indexed or not _same_timers(before, state):
+                self._index(customer_id, before, state, changes)
         return changes
+
+    def _index(
+        self,
+        customer_id: str,
+        before: CustomerState | None,
+        state: CustomerState | None,
+        changes: dict[bytes, bytes | None],
+    ) -> None:
+        """The release index entries that change with the customer's next due time."""
+        due_before, due_after = _next_due(before), _next_due(state)
+        stale = self.indexed.get(customer_id)
+        if stale is not None and stale not in (due_before, due_after):
+            changes[due_key(stale, customer_id)] = None  # an entry no state explains
+        if due_before != due_after:
+            if due_before is not None:
+                changes[due_key(due_before, customer_id)] = None
+            if due_after is not None:
+                changes[due_key(due_after, customer_id)] = b""
+                if self.earliest_due is None or due_after < self.earliest_due:
+                    self.earliest_due = due_after
 
     def _packed(self, customer_id: str, state: CustomerState | None) -> bytes | None:
         """The state's bytes, packing only the parts it does not share with the state before."""
@@ -144,6 +155,18 @@ class Transaction:
             if self.states[customer_id] is None or self.before[customer_id] is not None:
                 packed = self.packed.get(customer_id)  # None: no longer stored
                 self.cache.put(self.partition, customer_id, packed)
+
+
+def _same_timers(before: CustomerState | None, state: CustomerState | None) -> bool:
+    """Whether the two have the same next due time for certain: the same held candidates,
+    journeys and sends awaiting delivery (the core keeps what it does not change)."""
+    if before is None or state is None:
+        return before is state
+    return (
+        before.pending is state.pending
+        and before.journeys is state.journeys
+        and before.awaiting is state.awaiting
+    )
 
 
 def _next_due(state: CustomerState | None) -> int | None:

@@ -106,13 +106,17 @@ class Writer:
         return changes
 
     def _output_records(self, run: PartitionRun) -> list[OutRecord]:
-        records = []
+        records, encoder, partition = [], self.encoder, run.partition
         for work in run.work.values():
             for applied in work.results:
-                records += [self.encoder.decision(run.partition, d) for d in applied.decisions]
-                records += [self.encoder.outbound(run.partition, m) for m in applied.outbound]
-                records += [self.encoder.transition(run.partition, t) for t in applied.transitions]
-                records += [self.encoder.signal(run.partition, s) for s in applied.signals]
+                for decision in applied.decisions:
+                    records.append(encoder.decision(partition, decision))
+                for message in applied.outbound:
+                    records.append(encoder.outbound(partition, message))
+                for transition in applied.transitions:
+                    records.append(encoder.transition(partition, transition))
+                for signal in applied.signals:
+                    records.append(encoder.signal(partition, signal))
         for letter in run.dead_letters:
             records.append(
                 self.encoder.dead_letter(letter.topic, run.partition, letter.record, letter.error)
