@@ -305,9 +305,19 @@ class CustomerState:
     @property
     def next_due(self) -> int | None:
         """When the earliest held candidate, journey step or delivery check must be looked at."""
-        held = (p.due_at for p in self.pending)
-        checks = (s.check_at for s in self.awaiting if s.check_at is not None)
-        return min((*held, *(i.next_time for i in self.journeys), *checks), default=None)
+        due: int | None = None  # loops, not min() over generators: this runs for every input
+        for held in self.pending:
+            if due is None or held.due_at < due:
+                due = held.due_at
+        for instance in self.journeys:
+            at = instance.next_time
+            if due is None or at < due:
+                due = at
+        for sent in self.awaiting:
+            check = sent.check_at
+            if check is not None and (due is None or check < due):
+                due = check
+        return due
 
     @property
     def opted_out_categories(self) -> frozenset[str]:

@@ -81,7 +81,7 @@ def time_problem(field: str, at: int, clock: int) -> str | None:
 
 def _too_long(names: tuple[str, ...], texts: tuple[str, ...]) -> str | None:
     """Identifiers are remembered per customer, so each has a bound (see bounds.py)."""
-    for name, text in zip(names, texts, strict=True):
+    for i, text in enumerate(texts):
         if len(text) * 4 > MAX_ID_BYTES and len(text.encode()) > MAX_ID_BYTES:
-            return f"{name} is longer than {MAX_ID_BYTES} bytes: use a shorter identifier"
+            return f"{names[i]} is longer than {MAX_ID_BYTES} bytes: use a shorter identifier"
     return None
