@@ -24,6 +24,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class BrokerTestsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "broker" if nodeid.startswith("tests/integration/") else nodeid
+            in_integration = "/integration/" in "/" + nodeid.split("::")[0]  # from any rootdir
+            return "broker" if in_integration else nodeid
 
     return BrokerTestsTogether(config, log)
