@@ -163,6 +163,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             await self.seek_wait(never_committed)
         return committed
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek in the consumer thread, as Faust's other consumer calls do. Faust runs aiokafka's
+        seek in the calling thread, and that seek deletes the partition's fetched records from
+        a dict the consumer thread may be looping over at that moment: KeyError, the fetcher
+        crashed and the worker with it (robinhood/aiokafka#19). Tact seeks back after every
+        restart that finds records its state has not read, so restarts hit it."""
+        await faust_private.seek_in_consumer_thread(self, partition, offset)
+
     async def commit_processed(self, offsets: dict[TP, int]) -> bool:
         """Commit input offsets Tact has fully processed (next offset to read)."""
         return await faust_private.commit_offsets(self, offsets)

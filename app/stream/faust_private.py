@@ -28,6 +28,7 @@ REQUIRED: list[tuple[Any, str]] = [
     (Consumer, "_commit_offsets"),
     (Consumer, "_committed_offset"),
     (Consumer, "_wait_next_records"),
+    (AIOKafkaDriverConsumer, "_seek"),
     (AIOKafkaDriverConsumer, "_thread"),
     (AIOKafkaConsumer, "_subscription"),
     (AIOKafkaConsumer, "_fetch_max_wait_ms"),
@@ -53,10 +54,13 @@ def position_in_place(consumer: Any, tp: TP) -> int | None:
     thread = getattr(consumer, "_thread", None)
     client = getattr(thread, "_consumer", None)
     subscription = client._subscription if client is not None else None
-    if subscription is None or not subscription.is_assigned(tp):
+    if subscription is None:
         return None
-    state = subscription.subscription.assignment.state_value(tp)
-    return int(state.position) if state.has_valid_position else None
+    # Read while the consumer thread may be changing it: no subscription or assignment any
+    # more (a rebalance) reads as no position.
+    assignment = getattr(subscription.subscription, "assignment", None)
+    state = assignment.state_value(tp) if assignment is not None else None
+    return int(state.position) if state is not None and state.has_valid_position else None
 
 
 def committed_in_place(consumer: Any, tp: TP) -> int:
@@ -70,6 +74,17 @@ def forget_read_offset(consumer: Any, tp: TP) -> None:
     assumes one message per record); Tact's one message carries a whole fetch of many
     partitions, and orders and deduplicates the records itself."""
     consumer._read_offset[tp] = None
+
+
+async def seek_in_consumer_thread(consumer: Any, tp: TP, offset: int) -> None:
+    """aiokafka's seek, run by the consumer thread (which owns the fetcher's state). Faust's
+    thread object runs its `seek` in whichever thread calls it; `call_thread` is how Faust's
+    own calls (position, seek_wait) reach that thread."""
+    thread = consumer._thread
+    if thread._consumer is None:  # not started: nothing to race, and no thread to run it
+        thread.seek(tp, offset)  # raises ConsumerNotStarted, as Faust's seek does
+        return
+    await thread.call_thread(thread.seek, tp, offset)
 
 
 def commit_offsets(consumer: Any, offsets: dict[TP, int]) -> Awaitable[bool]:

@@ -142,7 +142,21 @@ class Harness:
         try:
             wait_until(all_committed, timeout, f"the workers to commit {wanted}", every=1.0)
         except TimeoutError as exc:
-            raise TimeoutError(f"{exc}; committed: {seen}") from None
+            raise TimeoutError(f"{exc}; committed: {seen}\n{self.progress()}") from None
+
+    def progress(self) -> str:
+        """For a failure's message: per input partition what is committed of what was published,
+        and each worker's state and the end of its log."""
+        committed = self.committed_offsets()
+        lines = [
+            f"{topic}[{partition}]: committed {committed.get((topic, partition), 0)} of {end}"
+            for (topic, partition), end in sorted(self.ends.items())
+        ]
+        for worker in self.workers:
+            tail = worker.log_text().splitlines()[-40:] if worker.log_path.exists() else []
+            state = f"alive, pid {worker.pid}" if worker.alive else "not running"
+            lines += [f"--- {worker.log_path.name} ({state}), last lines:", *tail]
+        return "\n".join(lines)
 
     def stop(self) -> None:
         """At the end of a test: nothing is checked after it, and its group is its own."""

@@ -83,11 +83,18 @@ def wait_until_deciding(worker, harness, timeout=120, feeder=None):
     has stopped: a worker restarted after the last record was decided and committed has nothing
     left to decide, and the test's final checks prove that nothing was left behind."""
     topic = harness.topics.candidates
-    wait_until(
-        lambda: (
-            worker.metric("tact_input_records_total", topic=topic) > 0
-            or (feeder is not None and not feeder.is_alive())
-        ),
-        timeout,
-        "the restarted worker to decide",
-    )
+
+    def deciding() -> bool:
+        assert_running(worker)
+        return worker.metric("tact_input_records_total", topic=topic) > 0 or (
+            feeder is not None and not feeder.is_alive()
+        )
+
+    wait_until(deciding, timeout, "the restarted worker to decide")
+
+
+def assert_running(worker) -> None:
+    """A worker stops when a test stops or kills it, never on its own."""
+    if not worker.alive:
+        tail = "\n".join(worker.log_text().splitlines()[-60:])
+        raise AssertionError(f"{worker.log_path.name}: the worker stopped on its own:\n{tail}")

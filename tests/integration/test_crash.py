@@ -22,9 +22,10 @@ from app.policy.policy_file import load_policy
 from app.simulate import read_records, replay, state_as_json
 from app.traffic import now_ms
 from tests.integration import checks
-from tests.integration.conftest import TopicReader, wait_until
+from tests.integration.conftest import SCHEMAS, TopicReader, wait_until
 from tests.integration.scenarios import (
     Feeder,
+    assert_running,
     wait_until_deciding,
     worker_without_quiet_hours,
 )
@@ -44,14 +45,28 @@ def read_outputs(harness):
 
 
 def wait_for_decisions(reader, harness, message_ids, timeout):
-    def done():
-        reader.poll(1.0)
-        decided = {r.value for r in reader.records[harness.topics.decisions]}
-        return len(decided) and len(
-            {d["message_id"] for d in reader.values(harness.topics.decisions, "tact.Decision")}
-        ) >= len(message_ids)
+    codec = SCHEMAS["tact.Decision"]
+    decided: set[str] = set()
+    read = 0
 
-    wait_until(done, timeout, f"decisions for {len(message_ids)} candidates", every=1.0)
+    def done():
+        nonlocal read
+        if not any(worker.alive for worker in harness.workers):
+            raise AssertionError(f"no worker is running\n{harness.progress()}")
+        reader.poll(1.0)
+        records = reader.records[harness.topics.decisions]
+        decided.update(codec.decode(r.value)["message_id"] for r in records[read:])
+        read = len(records)
+        return len(decided) >= len(message_ids)
+
+    try:
+        wait_until(done, timeout, f"decisions for {len(message_ids)} candidates", every=1.0)
+    except TimeoutError as exc:
+        missing = sorted(set(message_ids) - decided)
+        raise TimeoutError(
+            f"{exc}: {len(decided)} decided, {len(missing)} missing, e.g. {missing[:3]}\n"
+            f"{harness.progress()}"
+        ) from None
 
 
 def assert_invariants(harness, reader, traffic, policy):
@@ -86,6 +101,7 @@ def test_kill_nine_at_random_points_loses_nothing_and_sends_nothing_twice(harnes
         assert feeder.is_alive(), f"the feed ended before kill {kills} of {len(plan)}"
         if how == "random":
             time.sleep(rng.uniform(0.2, 4))  # somewhere in the middle of deciding
+            assert_running(worker)
             worker.kill()
         else:
             worker.env["TACT_FAILPOINT"] = how
@@ -183,6 +199,7 @@ def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
     feeder.start()
     wait_until_deciding(second, harness)
     time.sleep(rng.uniform(1, 4))
+    assert_running(second)
     second.kill()
     wait_until(
         lambda: first.metric("tact_assigned_partitions") == 4, 120, "the survivor to take all"

@@ -20,7 +20,7 @@ from app.simulate import read_records, replay, state_as_json
 from app.traffic import now_ms
 from tests.integration import checks
 from tests.integration.conftest import TopicReader, wait_until
-from tests.integration.scenarios import start_with_profiles
+from tests.integration.scenarios import assert_running, start_with_profiles
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +143,7 @@ def test_the_loan_journey_survives_kill_nine_and_a_lost_disk(harness, tmp_path):
             lambda: worker.metric("tact_input_records_total", topic=topic) > 200, 60, "events"
         )
         time.sleep(rng.uniform(2, 6))
+        assert_running(worker)
         worker.kill()
         if kill == 0:
             shutil.rmtree(worker.data_dir, ignore_errors=True)  # recover from the changelog

@@ -17,6 +17,7 @@ import pytest
 from app.traffic import now_ms
 from tests.integration.scenarios import (
     Feeder,
+    assert_running,
     wait_until_deciding,
     worker_without_quiet_hours,
 )
@@ -59,6 +60,7 @@ def test_every_partition_is_consumed_to_its_end_soon_after_each_restart(harness,
     for how, wipe in RESTARTS:
         wait_until_deciding(worker, harness)
         time.sleep(rng.uniform(1, 3))
+        assert_running(worker)
         worker.kill() if how == "kill" else worker.stop()
         if wipe:
             shutil.rmtree(worker.data_dir, ignore_errors=True)
