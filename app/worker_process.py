@@ -122,3 +122,7 @@ class WorkerProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int) -> str:
+        """The last `lines` lines of its log, for a failure's message."""
+        return "\n".join(self.log_text().splitlines()[-lines:])

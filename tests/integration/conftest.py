@@ -153,9 +153,8 @@ class Harness:
             for (topic, partition), end in sorted(self.ends.items())
         ]
         for worker in self.workers:
-            tail = worker.log_text().splitlines()[-40:] if worker.log_path.exists() else []
             state = f"alive, pid {worker.pid}" if worker.alive else "not running"
-            lines += [f"--- {worker.log_path.name} ({state}), last lines:", *tail]
+            lines += [f"--- {worker.log_path.name} ({state}), last lines:", worker.log_tail(40)]
         return "\n".join(lines)
 
     def stop(self) -> None:

@@ -96,5 +96,6 @@ def wait_until_deciding(worker, harness, timeout=120, feeder=None):
 def assert_running(worker) -> None:
     """A worker stops when a test stops or kills it, never on its own."""
     if not worker.alive:
-        tail = "\n".join(worker.log_text().splitlines()[-60:])
-        raise AssertionError(f"{worker.log_path.name}: the worker stopped on its own:\n{tail}")
+        raise AssertionError(
+            f"{worker.log_path.name}: the worker stopped on its own:\n{worker.log_tail(60)}"
+        )

@@ -168,7 +168,7 @@ def test_the_loan_journey_survives_kill_nine_and_a_lost_disk(harness, tmp_path):
             for s in worker.samples()
             if s.name in ("tact_journey_instances", "tact_deferred_backlog") and s.value
         ]
-        raise AssertionError(f"still live or held: {gauges}\n{worker.log_text()[-4000:]}") from None
+        raise AssertionError(f"still live or held: {gauges}\n{worker.log_tail(60)}") from None
     harness.wait_until_all_committed()
     worker.stop()
 
