@@ -22,7 +22,6 @@ from app.broker import free_port
 EMBEDDED_WORKER_ENV = {
     "TACT_BROKER_KIND": "tansu",
     "TACT_REBALANCE_TIMEOUT_S": "3",
-    "TACT_RECOVERY_DELAY_S": "0.2",
     "TACT_METRICS_HOST": "127.0.0.1",
 }
 

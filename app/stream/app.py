@@ -7,7 +7,6 @@ import time
 from typing import Any, cast
 
 import faust
-from faust.tables import TableManager
 from faust.types import TP
 from mode.utils.queues import ThrowableQueue
 
@@ -37,6 +36,7 @@ from app.stream.lanes import Lanes
 from app.stream.observe import Observer
 from app.stream.processor import Parts, Processor, ProcessorClosed
 from app.stream.store import MemoryStore, PartitionStore, TableStore
+from app.stream.tables import PromptTableManager
 from app.stream.tansu import fenced_table_manager
 from app.stream.undelivered import Undelivered, reread_undelivered
 from app.stream.web import faust_web_settings, wire_view
@@ -214,7 +214,7 @@ def _faust_settings(settings: Settings, io: RecordIO) -> dict[str, Any]:
     async def fence(tps: set[TP]) -> None:
         await io.fence((tp.topic, tp.partition) for tp in tps)
 
-    manager = fenced_table_manager(fence) if settings.broker_kind == "tansu" else TableManager
+    manager = fenced_table_manager(fence) if settings.broker_kind == "tansu" else PromptTableManager
     return {
         "broker": settings.broker,
         "store": settings.store,

@@ -37,6 +37,8 @@ REQUIRED: list[tuple[Any, str]] = [
     (AIOKafkaConsumerThread, "_consumer"),
     (Recovery, "_build_highwaters"),
     (TableManager, "_recovery"),
+    (TableManager, "_update_channels"),
+    (TableManager, "on_start"),
     (FlowControlQueue, "in_pressure_high_state"),
 ]
 
@@ -85,6 +87,14 @@ async def seek_in_consumer_thread(consumer: Any, tp: TP, offset: int) -> None:
         thread.seek(tp, offset)  # raises ConsumerNotStarted, as Faust's seek does
         return
     await thread.call_thread(thread.seek, tp, offset)
+
+
+async def start_table_manager(manager: TableManager) -> None:
+    """TableManager.on_start without its one-second sleep; the rest of it is `_update_channels`
+    (each table's changelog channel, the changelog partitions paused), then recovery."""
+    if not manager.should_stop:
+        await manager._update_channels()
+        await manager.recovery.start()
 
 
 def commit_offsets(consumer: Any, offsets: dict[TP, int]) -> Awaitable[bool]:

@@ -16,6 +16,8 @@ from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
+from app.stream.tables import PromptTableManager
+
 Fence = Callable[[set[TP]], Awaitable[None]]
 
 
@@ -30,7 +32,7 @@ def fenced_table_manager(fence: Fence) -> type[TableManager]:
                 await fence(tps)
             await super()._build_highwaters(consumer, tps, destination, title)
 
-    class FencedTableManager(TableManager):
+    class FencedTableManager(PromptTableManager):
         @property
         def recovery(self) -> Recovery:  # Faust's own property, over its _recovery
             if self._recovery is None:
