@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from app.bench.memory import cpu_seconds
 from app.client import Encoded, encode_input
 from app.clock import now_ms
 from app.codecs.avro import Schemas
@@ -35,9 +36,18 @@ class Load:
     burst: list[Encoded] = field(default_factory=list)  # produced at once when the load starts
     prefix: str = "lat"  # of the message ids: each run its own (Tact decides an id once)
     lane: str = ""  # "urgent": the load goes to the urgent candidates topic
+    busy_pid: int = 0  # a process whose CPU share over the load is measured (0: none)
 
 
-async def latency(load: Load) -> tuple[float, float]:
+class Latency(NamedTuple):
+    p50_ms: float
+    p99_ms: float
+    # `busy_pid`'s CPU time over the wall time, from the first candidate sent until the last
+    # was read back (or DRAIN_S ran out): near 1, the process could not keep up with the load.
+    busy: float
+
+
+async def latency(load: Load) -> Latency:
     """p50 and p99 in ms of the load's candidates, produce -> read back."""
     consumer = AIOKafkaConsumer(
         *load.read_topics,
@@ -54,10 +64,12 @@ async def latency(load: Load) -> tuple[float, float]:
     records = _encoded_load(load)
     reader = asyncio.create_task(_read(consumer, load, sent_at, seen))
     burst = asyncio.create_task(_send_all(load.bootstrap, load.burst))
+    cpu_before, started = cpu_seconds(load.busy_pid), time.perf_counter()
     try:
         await _send_paced(producer, records, load.rate, sent_at, load.prefix)
         await burst
         await _drained(seen, len(records))
+        busy = (cpu_seconds(load.busy_pid) - cpu_before) / (time.perf_counter() - started)
     finally:
         reader.cancel()
         await producer.stop()
@@ -67,7 +79,7 @@ async def latency(load: Load) -> tuple[float, float]:
             f"nothing arrived on {', '.join(load.read_topics)} during the latency run"
         )
     seen.sort()
-    return percentile(seen, 0.5), percentile(seen, 0.99)
+    return Latency(percentile(seen, 0.5), percentile(seen, 0.99), busy)
 
 
 async def _drained(seen: list[float], sent: int) -> None:

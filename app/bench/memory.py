@@ -1,4 +1,4 @@
-"""A process's resident memory, now and at its highest."""
+"""A process's resident memory, now and at its highest, and its CPU time."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ import psutil
 
 def rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss / 2**20)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of the process so far (0 for pid 0: no process)."""
+    if not pid:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 class PeakRss:

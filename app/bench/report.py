@@ -31,6 +31,10 @@ class Result:
     stage_us_per_record: dict[str, float]  # the StageCosts
     # One more decision for a customer with this many messages in the window (history.py):
     decide_us_by_history: dict[str, float] = field(default_factory=dict)
+    # CPU time over wall time during each latency run (latency.py): the worker's, and the plain
+    # loop's. Near 1, that process could not keep up with the load.
+    latency_worker_busy: float = 0.0
+    pipe_latency_busy: float = 0.0
     burst_candidates: int = 0  # for one customer, at once, during the latency load
     burst_decided_s: float = 0.0  # from the burst's first record to every decision durable
     burst_others_p50_ms: float = 0.0  # the other customers' latency meanwhile
@@ -106,8 +110,10 @@ def _worker_rows(r: Result) -> list[tuple[str, str]]:
         ("engine / pipe", f"{r.ratio:.2f}"),
         (f"latency p50 at {load}", f"{r.p50_ms:.1f} ms"),
         (f"latency p99 at {load}", f"{r.p99_ms:.1f} ms"),
+        ("  the worker's CPU meanwhile", f"{r.latency_worker_busy:.0%} of a core"),
         ("pipe latency p50 at the same load", f"{r.pipe_p50_ms:.1f} ms"),
         ("pipe latency p99 at the same load", f"{r.pipe_p99_ms:.1f} ms"),
+        ("  the plain loop's CPU meanwhile", f"{r.pipe_latency_busy:.0%} of a core"),
         ("worker RSS after the run", f"{r.rss_mb:,.0f} MB"),
         ("worker RSS, highest over the run", f"{r.peak_rss_mb:,.0f} MB"),
         (

@@ -21,7 +21,14 @@ from app.bench.journeys import (
     journey_triggers,
     read_lags,
 )
-from app.bench.latency import Load, campaign_candidate, latency, latency_candidate, percentile
+from app.bench.latency import (
+    Latency,
+    Load,
+    campaign_candidate,
+    latency,
+    latency_candidate,
+    percentile,
+)
 from app.bench.memory import PeakRss, rss_mb
 from app.bench.pipe import PARTITIONS, pipe_rate, preload
 from app.bench.report import Result
@@ -140,14 +147,17 @@ class Bench:
             "state_disk_bytes_per_customer": round(disk / max(self.customers, 1)),
         }
         measured |= self.measure_restore(broker)
-        pipe_p50, pipe_p99 = self.pipe_latency(broker, measured["latency_load_per_s"])
-        self.say(f"pipe latency: p50 {pipe_p50:.1f} ms, p99 {pipe_p99:.1f} ms")
+        pipe_p50, pipe_p99, pipe_busy = self.pipe_latency(broker, measured["latency_load_per_s"])
+        self.say(
+            f"pipe latency: p50 {pipe_p50:.1f} ms, p99 {pipe_p99:.1f} ms (its CPU {pipe_busy:.0%})"
+        )
         return {
             **measured,
             "pipe_events_per_s": round(pipe),
             "ratio": round(measured["engine_events_per_s"] / pipe, 3),
             "pipe_p50_ms": round(pipe_p50, 2),
             "pipe_p99_ms": round(pipe_p99, 2),
+            "pipe_latency_busy": round(pipe_busy, 2),
             "peak_rss_mb": round(max(peak.mb, measured["rss_mb"]), 1),
         }
 
@@ -158,8 +168,12 @@ class Bench:
         self.say(f"engine: {engine:,.0f} records/s")
         rate = self.latency_rate or engine / 2
         outbound = list(self.topics.outbound.values())
-        p50, p99 = self.measure_latency(broker, rate, outbound, "tact.OutboundMessage")
-        self.say(f"latency at {rate:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        p50, p99, busy = self.measure_latency(
+            broker, rate, outbound, "tact.OutboundMessage", busy_pid=worker.pid
+        )
+        self.say(
+            f"latency at {rate:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms (worker CPU {busy:.0%})"
+        )
         burst = self.measure_burst(broker, worker, rate, outbound) if self.burst else {}
         lane = self.measure_urgent_lane(broker, worker, outbound) if self.campaign else {}
         return {
@@ -167,6 +181,7 @@ class Bench:
             "p50_ms": round(p50, 2),
             "p99_ms": round(p99, 2),
             "latency_load_per_s": round(rate),
+            "latency_worker_busy": round(busy, 2),
             "rss_mb": round(rss_mb(worker.pid), 1),
             **burst,
             **lane,
@@ -190,7 +205,7 @@ class Bench:
         ]
         before = worker.metric("tact_decisions_total")
         started = time.monotonic()
-        p50, p99 = self.measure_latency(
+        p50, p99, _ = self.measure_latency(
             broker, rate, outbound, "tact.OutboundMessage", burst, "during-burst"
         )
         expected = before + self.burst + int(rate * self.load_seconds)
@@ -330,7 +345,7 @@ class Bench:
         encoded = [encode_input(r, topics, self.schemas) for r in records]
         asyncio.run(preload(broker.bootstrap, encoded))
 
-    def pipe_latency(self, broker: EmbeddedBroker, load: float) -> tuple[float, float]:
+    def pipe_latency(self, broker: EmbeddedBroker, load: float) -> Latency:
         """The latency load through the plain loop, in a process of its own as the worker is."""
         command = [
             sys.executable,
@@ -345,7 +360,9 @@ class Bench:
             assert forwarder.stdout is not None
             if forwarder.stdout.readline().strip() != b"ready":
                 raise RuntimeError("the plain loop for the latency run did not start")
-            return self.measure_latency(broker, load, [PIPE_TOPIC], "tact.Candidate")
+            return self.measure_latency(
+                broker, load, [PIPE_TOPIC], "tact.Candidate", busy_pid=forwarder.pid
+            )
         finally:
             forwarder.terminate()
             forwarder.wait(timeout=60)
@@ -359,7 +376,8 @@ class Bench:
         burst: list[Encoded] | None = None,
         prefix: str = "lat",
         lane: str = "",
-    ) -> tuple[float, float]:
+        busy_pid: int = 0,
+    ) -> Latency:
         load = Load(
             broker.bootstrap,
             self.topics,
@@ -372,6 +390,7 @@ class Bench:
             prefix=prefix,
             lane=lane,
             seconds=self.load_seconds,
+            busy_pid=busy_pid,
         )
         return asyncio.run(latency(load))
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from app.bench.memory import PeakRss, rss_mb
+from app.bench.memory import PeakRss, cpu_seconds, rss_mb
 from app.bench.run import Bench
 from app.bench.stages import core_is_compiled
 from app.worker_process import WorkerProcess
@@ -66,6 +66,8 @@ KEYS = {
     "restore_changelog_records",
     "restore_ready_s",
     "restore_records_per_s",
+    "latency_worker_busy",
+    "pipe_latency_busy",
 }
 LAGS = {"journey_release_lag_p50_ms", "journey_release_lag_p99_ms", "journey_release_lag_max_ms"}
 
@@ -120,8 +122,27 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run(tmp_path):
     assert result["campaign_urgent_p50_ms"] <= result["campaign_urgent_p99_ms"]
     assert result["peak_rss_mb"] >= result["rss_mb"]
     assert result["pipe_p50_ms"] <= result["pipe_p99_ms"]
+    assert result["latency_worker_busy"] < 2.5 and result["pipe_latency_busy"] < 2.5  # 2 cores
     assert "pipe latency p99 at the same load" in done.stderr
     assert result["restore_changelog_records"] >= 200  # every customer's state, at least
+
+
+def test_cpu_seconds_count_what_a_process_spent_on_cpu_not_its_wall_time():
+    spin_then_sleep = (
+        "import time\n"
+        "end = time.process_time() + 1\n"
+        "while time.process_time() < end: pass\n"
+        "time.sleep(30)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", spin_then_sleep])
+    try:
+        time.sleep(2.5)
+        spent = cpu_seconds(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    assert 1.0 <= spent < 1.8, spent
+    assert cpu_seconds(0) == 0.0
 
 
 def test_the_peak_rss_is_the_highest_sample_not_the_last():
