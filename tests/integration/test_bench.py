@@ -132,11 +132,13 @@ def test_cpu_seconds_count_what_a_process_spent_on_cpu_not_its_wall_time():
         "import time\n"
         "end = time.process_time() + 1\n"
         "while time.process_time() < end: pass\n"
+        "print('spun', flush=True)\n"
         "time.sleep(30)"
     )
-    process = subprocess.Popen([sys.executable, "-c", spin_then_sleep])
+    process = subprocess.Popen([sys.executable, "-c", spin_then_sleep], stdout=subprocess.PIPE)
     try:
-        time.sleep(2.5)
+        assert process.stdout is not None and process.stdout.readline() == b"spun\n"
+        time.sleep(1)  # asleep now: its CPU time stays where the spin left it
         spent = cpu_seconds(process.pid)
     finally:
         process.kill()
