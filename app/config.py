@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     # Records one fetch hands to the worker at most. With the few fetches queued behind it (see
     # QUEUED_FETCHES in app/stream/app.py), this bounds the input a worker holds in memory.
     fetch_max_records: int = Field(5000, ge=1)
+    # While urgent candidates keep coming, each durable write takes at most this many records
+    # of the candidates topic's backlog (app/stream/lanes.py): fewer, and an urgent candidate
+    # waits for a shorter write in progress, while a campaign there is decided more slowly.
+    bulk_per_write_busy: int = Field(30, ge=1)
     # How the batches Tact writes (outputs and the state changelog) are compressed; every Kafka
     # client reads each codec (zstd since Kafka 2.1). Long-history customers' states (4 KB each)
     # pack to an eleventh with zstd at 470 MB/s; aiokafka's lz4 is LZ4HC (90 MB/s, an eighth:

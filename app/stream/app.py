@@ -153,7 +153,11 @@ def build_app(
     bulk_per_write = settings.fetch_max_records
     topics = settings.topics
     app.lanes = Lanes(
-        topics.candidates, topics.urgent, bulk_per_write, QUEUED_FETCHES * bulk_per_write
+        topics.candidates,
+        topics.urgent,
+        bulk_per_write,
+        QUEUED_FETCHES * bulk_per_write,
+        settings.bulk_per_write_busy,
     )
     metrics.watch_input_lag(app.processor.input_lag)
     _wire_agent(app)

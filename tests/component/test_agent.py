@@ -423,6 +423,17 @@ async def test_journey_transitions_are_published_once_even_when_replayed_after_a
     assert (live.journey, live.key, live.step) == ("loan_application", "A1", 1)
 
 
+def test_the_campaign_slice_while_codes_come_is_a_setting():
+    settings = Settings(
+        store="memory://",
+        app_id="tact-component",
+        partitions=1,
+        metrics_port=0,
+        bulk_per_write_busy=7,
+    )
+    assert build_app(settings).lanes.per_write_busy == 7
+
+
 async def test_an_urgent_candidate_is_decided_ahead_of_a_campaign_backlog():
     app = component_app(fetch_max_records=2)  # two candidates of the campaign per durable write
     topics = app.tact_settings.topics
