@@ -34,7 +34,7 @@ class Lanes:
     urgent_topic: str
     per_write: int  # its records in one durable write, at most
     limit: int  # records held in the backlog before the bulk topic is paused
-    per_write_busy: int = 30  # ... while the urgent lane is busy
+    per_write_busy: int  # ... while the urgent lane is busy (Settings.bulk_per_write_busy)
     busy_s: float = 60.0
     urgent_seen: float = float("-inf")  # when the last urgent run was fetched (monotonic s)
     backlog: deque[InputRun] = field(default_factory=deque)

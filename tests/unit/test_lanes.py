@@ -41,14 +41,14 @@ def test_everything_but_the_bulk_topic_goes_first_and_the_bulk_backlog_in_turn()
 
 
 def test_a_rebalance_drops_the_backlog_it_is_fetched_again():
-    lanes = Lanes(BULK, URGENT, per_write=1, limit=100)
+    lanes = Lanes(BULK, URGENT, per_write=1, limit=100, per_write_busy=1)
     lanes.next_write([Fetch([run(BULK, 0, 0, 9)])], 1, now=0.0)
     assert spans(lanes.next_write([Fetch([run(BULK, 0, 4, 5)])], 2, now=0.0)) == [(BULK, 0, 4, 4)]
     assert lanes.held == 1
 
 
 def test_a_partition_read_again_leaves_the_backlog():
-    lanes = Lanes(BULK, URGENT, per_write=1, limit=100)
+    lanes = Lanes(BULK, URGENT, per_write=1, limit=100, per_write_busy=1)
     lanes.next_write([Fetch([run(BULK, 0, 0, 3), run(BULK, 1, 0, 3)])], 1, now=0.0)
     lanes.forget({(BULK, 1)})
     assert lanes.held == 3 and lanes.held_until() == {(BULK, 0): 4}
@@ -66,7 +66,7 @@ def test_a_partition_read_again_leaves_the_backlog():
     ],
 )
 def test_the_bulk_topic_pauses_above_the_limit_and_resumes_at_half(paused, held, pause, resume):
-    lanes = Lanes(BULK, URGENT, per_write=1, limit=10, held=held, paused=paused)
+    lanes = Lanes(BULK, URGENT, per_write=1, limit=10, per_write_busy=1, held=held, paused=paused)
     assert (lanes.should_pause(), lanes.should_resume()) == (pause, resume)
 
 
