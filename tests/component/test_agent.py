@@ -423,6 +423,24 @@ async def test_journey_transitions_are_published_once_even_when_replayed_after_a
     assert (live.journey, live.key, live.step) == ("loan_application", "A1", 1)
 
 
+@pytest.mark.parametrize("broker_kind", ["kafka", "tansu"])
+async def test_the_table_manager_starts_its_tables_and_recovery_without_a_wait(broker_kind):
+    """Faust's TableManager sleeps a second first, for agents to declare tables; Tact's table
+    is declared before the app starts, and a worker starts (and restarts) that much sooner."""
+    settings = Settings(store="memory://", app_id="tact-component", broker_kind=broker_kind)
+    manager = build_app(settings).tables
+    calls = []
+
+    async def noting(name, *args):
+        calls.append(name)
+
+    manager.sleep = lambda *args: noting("sleep", *args)
+    manager._update_channels = lambda: noting("channels")
+    manager.recovery.start = lambda: noting("recovery")
+    await manager.on_start()
+    assert calls == ["channels", "recovery"]
+
+
 def test_the_campaign_slice_while_codes_come_is_a_setting():
     settings = Settings(
         store="memory://",
