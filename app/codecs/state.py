@@ -39,6 +39,9 @@ class StateError(ValueError):
     """Stored state that this version of Tact cannot read."""
 
 
+Last = tuple[int, str] | None  # an Expiring part's last entry as written: (time, key)
+
+
 def encode_state(state: CustomerState) -> bytes:
     return pack_state(state).data
 
@@ -54,6 +57,8 @@ class PackedState:
     parts: tuple[bytes, ...]  # each field's bytes
     pending: tuple[bytes, ...]  # each held candidate's
     awaiting: tuple[bytes, ...]  # each send awaiting delivery's
+    last_decided: Last  # the last entry of each Expiring part's bytes
+    last_dedupe: Last
 
     @property
     def data(self) -> bytes:
@@ -70,6 +75,8 @@ def pack_state(state: CustomerState, previous: PackedState | None = None) -> Pac
         pending = _entries(values[_PENDING], before.values[_PENDING], pending, _held)
     if values[_AWAITING] is not before.values[_AWAITING]:
         awaiting = _entries(values[_AWAITING], before.values[_AWAITING], awaiting, _sent)
+    decided, last_decided = _expiring(values, before, _DECIDED, before.last_decided, _time)
+    dedupe, last_dedupe = _expiring(values, before, _DEDUPE, before.last_dedupe, _time_and)
     parts = []
     for index, (value, old, plain) in enumerate(zip(values, before.values, _PLAIN, strict=True)):
         if value is old:
@@ -78,9 +85,47 @@ def pack_state(state: CustomerState, previous: PackedState | None = None) -> Pac
             parts.append(_array(pending))
         elif index == _AWAITING:
             parts.append(_array(awaiting))
+        elif index == _DECIDED:
+            parts.append(decided)
+        elif index == _DEDUPE:
+            parts.append(dedupe)
         else:
             parts.append(_pack(plain(value)))
-    return PackedState(state, values, tuple(parts), pending, awaiting)
+    return PackedState(state, values, tuple(parts), pending, awaiting, last_decided, last_dedupe)
+
+
+def _expiring(
+    values: tuple[Any, ...],
+    before: PackedState,
+    index: int,
+    last: Last,
+    plain: Callable[[int, Any], Any],
+) -> tuple[bytes, Last]:
+    """An Expiring part's bytes: a map in (time, key) order, so that they do not depend on the
+    process's string hashing, and one entry more than the state before, the latest, is appended
+    to its bytes (each code the worker decides adds one to `decided`)."""
+    value, old = values[index], before.values[index]
+    if value is old:
+        return before.parts[index], last
+    grown_from, key = value.grown_from, value.added
+    if grown_from is not None and grown_from is getattr(old, "entries", None):
+        at, item = value.entries[key]
+        if last is None or (at, key) > last:
+            body = before.parts[index][len(_PACKER.pack_map_header(len(old))) :]
+            added = _pack(key) + _pack(plain(at, item))
+            return _PACKER.pack_map_header(len(value)) + body + added, (at, key)
+    ordered = sorted((at, key, item) for key, (at, item) in value.items())
+    packed = [_pack(key) + _pack(plain(at, item)) for at, key, item in ordered]
+    last = (ordered[-1][0], ordered[-1][1]) if ordered else None
+    return _PACKER.pack_map_header(len(packed)) + b"".join(packed), last
+
+
+def _time(at: int, _: None) -> int:
+    return at
+
+
+def _time_and(at: int, item: Any) -> list[Any]:
+    return [at, item]
 
 
 def _entries(
@@ -146,8 +191,8 @@ LAYOUT: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("profile", _profile),
     ("consent", lambda consent: {scope: _word(w) for scope, w in consent.items()}),
     ("sends", lambda sends: {key: list(times) for key, times in sends.times.items()}),
-    ("decided", lambda decided: {m: at for m, (at, _) in decided.items()}),
-    ("dedupe", lambda dedupe: {key: [at, m] for key, (at, m) in dedupe.items()}),
+    ("decided", _as_is),  # packed by _expiring
+    ("dedupe", _as_is),  # packed by _expiring
     ("pending", _as_is),  # packed entry by entry
     (
         "recent",
@@ -167,11 +212,12 @@ _NAMES = [name for name, _ in LAYOUT]
 _FIELDS = attrgetter(*_NAMES)  # a state's fields as one tuple, in LAYOUT order
 _PLAIN = [plain for _, plain in LAYOUT]
 _PENDING, _AWAITING = _NAMES.index("pending"), _NAMES.index("awaiting")
+_DECIDED, _DEDUPE = _NAMES.index("decided"), _NAMES.index("dedupe")
 _PACKER = msgpack.Packer()
 _HEAD: bytes = _PACKER.pack_array_header(len(LAYOUT) + 1) + _PACKER.pack(VERSION)
 # Before a customer's first state: fresh empty lists, so that no field of a state is one of them.
 _NOTHING_BEFORE = PackedState(
-    CustomerState(""), tuple([] for _ in LAYOUT), (b"",) * len(LAYOUT), (), ()
+    CustomerState(""), tuple([] for _ in LAYOUT), (b"",) * len(LAYOUT), (), (), None, None
 )
 
 

@@ -29,18 +29,24 @@ class Expiring(Generic[V]):
     A plain class rather than a value dataclass so that the compiler makes it native: its
     methods are on every decision's path."""
 
-    __slots__ = ("days", "entries", "first_day")
+    __slots__ = ("added", "days", "entries", "first_day", "grown_from")
 
     def __init__(
         self,
         entries: Map[str, tuple[int, V]] = EMPTY,
         days: Map[int, Map[str, None]] = EMPTY,
         first_day: int | None = None,
+        grown_from: Map[str, tuple[int, V]] | None = None,
+        added: str = "",
     ) -> None:
         self.entries = entries
         # An index, not content (equal entries are equal, however they were filed):
         self.days = days  # UTC day -> its keys
         self.first_day = first_day  # the oldest day filed
+        # Provenance, not content either: these entries are `grown_from`'s plus the new key
+        # `added` (None: made any other way). A writer of the entries can then append one.
+        self.grown_from = grown_from
+        self.added = added
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Expiring) and self.entries == other.entries
@@ -71,7 +77,9 @@ class Expiring(Generic[V]):
         keys = self.days.get(day)
         filed = (EMPTY if keys is None else keys).set(key, None)
         first = day if self.first_day is None or day < self.first_day else self.first_day
-        return Expiring(self.entries.set(key, (at, item)), self.days.set(day, filed), first)
+        grown_from = None if key in self.entries else self.entries
+        entries = self.entries.set(key, (at, item))
+        return Expiring(entries, self.days.set(day, filed), first, grown_from, key)
 
     def remove(self, key: str) -> Expiring[V]:
         """The day's filing stays behind; `forget_before` skips keys that no longer belong there."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +127,34 @@ def test_state_round_trip_with_everything_in_it():
     # A StrEnum equals its text, so equality alone would not notice a plain str coming back.
     assert all(type(held.candidate.category) is Category for held in decoded.pending)
     assert msgpack.unpackb(encode_state(s))[4] == {"email/promo": [T0]}  # times by send class
+
+
+STATE_BYTES = """
+from tests.builders import T0, candidate, decide, default_policy, state
+from app.codecs.state import encode_state
+policy, s = default_policy(), state()
+for i in range(8):
+    s = decide(s, candidate(f"m{7 - i}", dedupe_key=f"k{i % 3}{i}"), T0 + i // 2, policy).state
+print(encode_state(s).hex())
+"""
+
+
+def test_a_states_bytes_do_not_depend_on_the_processs_string_hashing():
+    """`decided` and `dedupe` are hash tries, whose order follows each process's string hashes;
+    they are written in (time, key) order, so the same state is the same bytes in any worker."""
+    written = {
+        subprocess.run(
+            [sys.executable, "-c", STATE_BYTES],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(written) == 1
+    fields = msgpack.unpackb(bytes.fromhex(written.pop()))
+    assert list(fields[5]) == [f"m{7 - i}" for i in (1, 0, 3, 2, 5, 4, 7, 6)]
 
 
 def test_state_of_another_version_is_refused():
