@@ -190,7 +190,7 @@ LAYOUT: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("customer_id", _as_is),
     ("profile", _profile),
     ("consent", lambda consent: {scope: _word(w) for scope, w in consent.items()}),
-    ("sends", lambda sends: {key: list(times) for key, times in sends.times.items()}),
+    ("sends", lambda sends: {key: list(times) for key, times in sorted(sends.times.items())}),
     ("decided", _as_is),  # packed by _expiring
     ("dedupe", _as_is),  # packed by _expiring
     ("pending", _as_is),  # packed entry by entry

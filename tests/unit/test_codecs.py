@@ -132,16 +132,23 @@ def test_state_round_trip_with_everything_in_it():
 STATE_BYTES = """
 from tests.builders import T0, candidate, decide, default_policy, state
 from app.codecs.state import encode_state
+from app.policy.model import Category
 policy, s = default_policy(), state()
 for i in range(8):
-    s = decide(s, candidate(f"m{7 - i}", dedupe_key=f"k{i % 3}{i}"), T0 + i // 2, policy).state
+    c = candidate(
+        f"m{7 - i}",
+        dedupe_key=f"k{i}",
+        channels=(("email", "sms", "push")[i % 3],),
+        category=(Category.SERVICE, Category.TRANSACTIONAL)[i % 2],
+    )
+    s = decide(s, c, T0 + i // 2, policy).state
 print(encode_state(s).hex())
 """
 
 
 def test_a_states_bytes_do_not_depend_on_the_processs_string_hashing():
-    """`decided` and `dedupe` are hash tries, whose order follows each process's string hashes;
-    they are written in (time, key) order, so the same state is the same bytes in any worker."""
+    """`decided`, `dedupe` and the sends are hash tries, whose order follows each process's
+    string hashes; they are written in order, so the same state is the same bytes in any worker."""
     written = {
         subprocess.run(
             [sys.executable, "-c", STATE_BYTES],
@@ -154,7 +161,10 @@ def test_a_states_bytes_do_not_depend_on_the_processs_string_hashing():
     }
     assert len(written) == 1
     fields = msgpack.unpackb(bytes.fromhex(written.pop()))
-    assert list(fields[5]) == [f"m{7 - i}" for i in (1, 0, 3, 2, 5, 4, 7, 6)]
+    # In (time, key) order: two decisions each millisecond.
+    assert list(fields[5]) == [f"m{7 - i}" for i in (1, 0, 3, 2, 5, 4, 7, 6)]  # decided
+    assert list(fields[6]) == [f"k{i}" for i in range(8)]  # dedupe
+    assert list(fields[4]) == sorted(fields[4]) and len(fields[4]) == 6  # sends, by class
 
 
 def test_state_of_another_version_is_refused():
