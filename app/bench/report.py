@@ -31,6 +31,7 @@ class Result:
     stage_us_per_record: dict[str, float]  # the StageCosts
     # One more decision for a customer with this many messages in the window (history.py):
     decide_us_by_history: dict[str, float] = field(default_factory=dict)
+    write_us_by_history: dict[str, float] = field(default_factory=dict)  # that decision's state
     # CPU time over wall time during each latency run (latency.py): the worker's, and the plain
     # loop's. Near 1, that process could not keep up with the load.
     latency_worker_busy: float = 0.0
@@ -145,6 +146,10 @@ def _in_process_rows(r: Result) -> list[tuple[str, str]]:
     rows += [
         (f"decide, customer with {int(n):,} messages in the window", f"{us:.2f} µs")
         for n, us in r.decide_us_by_history.items()
+    ]
+    rows += [
+        (f"  its state's bytes, {int(n):,} messages in the window", f"{us:.2f} µs")
+        for n, us in r.write_us_by_history.items()
     ]
     return rows
 

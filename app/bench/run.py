@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from app.bench.history import decide_us_by_history
+from app.bench.history import costs_by_history
 from app.bench.journeys import (
     JourneyLoad,
     journey_policy,
@@ -101,9 +101,9 @@ class Bench:
 
     def _measure(self) -> Result:
         records = traffic(self.customers, self.events, now_ms())
-        core, compiled, history = core_rate(records), core_is_compiled(), decide_us_by_history()
+        core, compiled, history = core_rate(records), core_is_compiled(), costs_by_history()
         self.say(f"core ({build_name(compiled)}): {core:,.0f} decisions/s in-process")
-        self.say(f"decide by history (µs): {history}")
+        self.say(f"decide by history (µs): {history.decide_us}; its write: {history.write_us}")
         encoded = [encode_input(r, self.topics, self.schemas) for r in records]
         stages = stage_costs(encoded, self.topics, self.schemas)
         self.say(f"in-process ceiling: {stages.records_per_s:,.0f} records/s ({stages.summary()})")
@@ -121,7 +121,8 @@ class Bench:
             core_compiled=compiled,
             in_process_ceiling_per_s=round(stages.records_per_s),
             stage_us_per_record=stages.as_dict(),
-            decide_us_by_history=history,
+            decide_us_by_history=history.decide_us,
+            write_us_by_history=history.write_us,
         )
 
     def _on_broker(self, broker: EmbeddedBroker, encoded: list[Encoded]) -> dict[str, Any]:

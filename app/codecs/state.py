@@ -107,6 +107,8 @@ def _expiring(
     value, old = values[index], before.values[index]
     if value is old:
         return before.parts[index], last
+    if not value:
+        return _EMPTY_MAP, None
     grown_from, key = value.grown_from, value.added
     if grown_from is not None and grown_from is getattr(old, "entries", None):
         at, item = value.entries[key]
@@ -115,9 +117,8 @@ def _expiring(
             added = _pack(key) + _pack(plain(at, item))
             return _PACKER.pack_map_header(len(value)) + body + added, (at, key)
     ordered = sorted((at, key, item) for key, (at, item) in value.items())
-    packed = [_pack(key) + _pack(plain(at, item)) for at, key, item in ordered]
     last = (ordered[-1][0], ordered[-1][1]) if ordered else None
-    return _PACKER.pack_map_header(len(packed)) + b"".join(packed), last
+    return _pack({key: plain(at, item) for at, key, item in ordered}), last
 
 
 def _time(at: int, _: None) -> int:
@@ -214,6 +215,7 @@ _PLAIN = [plain for _, plain in LAYOUT]
 _PENDING, _AWAITING = _NAMES.index("pending"), _NAMES.index("awaiting")
 _DECIDED, _DEDUPE = _NAMES.index("decided"), _NAMES.index("dedupe")
 _PACKER = msgpack.Packer()
+_EMPTY_MAP: bytes = _PACKER.pack({})
 _HEAD: bytes = _PACKER.pack_array_header(len(LAYOUT) + 1) + _PACKER.pack(VERSION)
 # Before a customer's first state: fresh empty lists, so that no field of a state is one of them.
 _NOTHING_BEFORE = PackedState(

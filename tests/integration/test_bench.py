@@ -35,6 +35,7 @@ KEYS = {
     "in_process_ceiling_per_s",
     "stage_us_per_record",
     "decide_us_by_history",
+    "write_us_by_history",
     "burst_candidates",
     "burst_decided_s",
     "burst_others_p50_ms",
@@ -97,8 +98,9 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run(tmp_path):
     assert all(us > 0 for us in stages.values()), stages
     each = result.pop("worker_events_per_s")
     assert len(each) == result["workers"] == 2 and sum(each) > 0, each  # one may join late
-    history = result.pop("decide_us_by_history")
-    assert set(history) == {"0", "1000", "100000"} and all(us > 0 for us in history.values())
+    for key in ("decide_us_by_history", "write_us_by_history"):
+        history = result.pop(key)
+        assert set(history) == {"0", "1000", "100000"} and all(us > 0 for us in history.values())
     assert result["burst_candidates"] == 2000
     positive = KEYS - {
         "customers",
@@ -107,6 +109,7 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run(tmp_path):
         "core_compiled",
         "stage_us_per_record",
         "decide_us_by_history",
+        "write_us_by_history",
         "worker_events_per_s",
         *LAGS,
     }
