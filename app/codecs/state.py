@@ -103,7 +103,7 @@ def _expiring(
 ) -> tuple[bytes, Last]:
     """An Expiring part's bytes: a map in (time, key) order, so that they do not depend on the
     process's string hashing, and one entry more than the state before, the latest, is appended
-    to its bytes (each code the worker decides adds one to `decided`)."""
+    to its bytes (each decision adds one to `decided`)."""
     value, old = values[index], before.values[index]
     if value is old:
         return before.parts[index], last
@@ -116,9 +116,14 @@ def _expiring(
             body = before.parts[index][len(_PACKER.pack_map_header(len(old))) :]
             added = _pack(key) + _pack(plain(at, item))
             return _PACKER.pack_map_header(len(value)) + body + added, (at, key)
-    ordered = sorted((at, key, item) for key, (at, item) in value.items())
-    last = (ordered[-1][0], ordered[-1][1]) if ordered else None
-    return _pack({key: plain(at, item) for at, key, item in ordered}), last
+    ordered = sorted(value.entries.items())  # by key; then stably by time: by (time, key)
+    ordered.sort(key=_entry_time)
+    last_key, (last_at, _) = ordered[-1]
+    return _pack({key: plain(at, item) for key, (at, item) in ordered}), (last_at, last_key)
+
+
+def _entry_time(entry: tuple[str, tuple[int, Any]]) -> int:
+    return entry[1][0]
 
 
 def _time(at: int, _: None) -> int:
