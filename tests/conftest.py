@@ -16,6 +16,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(str(exc), returncode=4)
 
 
+# Broker tests that start a broker of their own (`tact bench`, `tact demo`, the broker command)
+# rather than use the session's: they need not wait in line for it.
+OWN_BROKER = ("test_bench.py", "test_demo.py", "test_commands.py")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """The broker tests share the session's one broker, so they run in one process, in order;
@@ -24,7 +29,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class BrokerTestsTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            in_integration = "/integration/" in "/" + nodeid.split("::")[0]  # from any rootdir
-            return "broker" if in_integration else nodeid
+            path = "/" + nodeid.split("::")[0]  # from any rootdir
+            shared = "/integration/" in path and not path.endswith(OWN_BROKER)
+            return "broker" if shared else nodeid
 
     return BrokerTestsTogether(config, log)
