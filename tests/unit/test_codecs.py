@@ -25,7 +25,7 @@ from app.codecs.records import (
     outbound_to_dict,
     to_millis,
 )
-from app.codecs.state import StateError, decode_state, encode_state
+from app.codecs.state import StateError, decode_state, encode_state, pack_state
 from app.policy.model import Category, Urgency
 from tests.builders import T0, at, candidate, decide, default_policy, event, on_event, state
 
@@ -165,6 +165,20 @@ def test_a_states_bytes_do_not_depend_on_the_processs_string_hashing():
     assert list(fields[5]) == [f"m{7 - i}" for i in (1, 0, 3, 2, 5, 4, 7, 6)]  # decided
     assert list(fields[6]) == [f"k{i}" for i in range(8)]  # dedupe
     assert list(fields[4]) == sorted(fields[4]) and len(fields[4]) == 6  # sends, by class
+
+
+def test_a_decision_appended_to_the_bytes_before_is_the_state_packed_whole():
+    """Across msgpack's map sizes (a fixmap holds 15 entries; 16 take a 3-byte header), and with
+    a decision that comes out of time order (not appended: packed whole)."""
+    policy, s = default_policy(), state()
+    packed = pack_state(s)
+    times = [T0 + i for i in range(20)] + [T0 + 3]
+    for i, when in enumerate(times):
+        s = decide(s, candidate(f"m{i}", category=Category.SERVICE), when, policy).state
+        packed = pack_state(s, packed)
+        assert packed.data == encode_state(s)
+        assert decode_state(packed.data) == s
+    assert len(s.decided) == 21
 
 
 def test_state_of_another_version_is_refused():
