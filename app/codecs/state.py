@@ -15,7 +15,7 @@ from typing import Any
 import msgpack
 
 from app.codecs.records import audience_of, category_of, urgency_of
-from app.policy.history import Expiring, SendLog
+from app.policy.history import EMPTY, Expiring, SendLog
 from app.policy.model import (
     Candidate,
     ConsentWord,
@@ -59,6 +59,7 @@ class PackedState:
     awaiting: tuple[bytes, ...]  # each send awaiting delivery's
     last_decided: Last  # the last entry of each Expiring part's bytes
     last_dedupe: Last
+    send_classes: Mapping[str, bytes]  # each send class's key and times, as packed
 
     @property
     def data(self) -> bytes:
@@ -77,6 +78,9 @@ def pack_state(state: CustomerState, previous: PackedState | None = None) -> Pac
         awaiting = _entries(values[_AWAITING], before.values[_AWAITING], awaiting, _sent)
     decided, last_decided = _expiring(values, before, _DECIDED, before.last_decided, _time)
     dedupe, last_dedupe = _expiring(values, before, _DEDUPE, before.last_dedupe, _time_and)
+    send_classes = before.send_classes
+    if values[_SENDS] is not before.values[_SENDS]:
+        send_classes = _send_classes(values[_SENDS], before.values[_SENDS], send_classes)
     parts = []
     for index, (value, old, plain) in enumerate(zip(values, before.values, _PLAIN, strict=True)):
         if value is old:
@@ -89,9 +93,32 @@ def pack_state(state: CustomerState, previous: PackedState | None = None) -> Pac
             parts.append(decided)
         elif index == _DEDUPE:
             parts.append(dedupe)
+        elif index == _SENDS:
+            header = _PACKER.pack_map_header(len(send_classes))
+            parts.append(header + b"".join(send_classes.values()))
         else:
             parts.append(_pack(plain(value)))
-    return PackedState(state, values, tuple(parts), pending, awaiting, last_decided, last_dedupe)
+    return PackedState(
+        state, values, tuple(parts), pending, awaiting, last_decided, last_dedupe, send_classes
+    )
+
+
+def _send_classes(sends: SendLog, before: Any, packed: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Each send class's bytes, in class order. A class whose times the core kept, by identity,
+    is not packed again; one with a send more, the latest, has it appended to its bytes."""
+    old = before.times if isinstance(before, SendLog) else EMPTY
+    classes = {}
+    for key, times in sorted(sends.times.items()):
+        was = old.get(key)
+        if times is was:
+            classes[key] = packed[key]
+        elif was is not None and len(times) == len(was) + 1 and times[:-1] == was:
+            name, header = _pack(key), _PACKER.pack_array_header(len(times))
+            old_times = packed[key][len(name) + len(_PACKER.pack_array_header(len(was))) :]
+            classes[key] = name + header + old_times + _pack(times[-1])
+        else:
+            classes[key] = _pack(key) + _pack(list(times))
+    return classes
 
 
 def _expiring(
@@ -196,7 +223,7 @@ LAYOUT: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("customer_id", _as_is),
     ("profile", _profile),
     ("consent", lambda consent: {scope: _word(w) for scope, w in consent.items()}),
-    ("sends", lambda sends: {key: list(times) for key, times in sorted(sends.times.items())}),
+    ("sends", _as_is),  # packed class by class
     ("decided", _as_is),  # packed by _expiring
     ("dedupe", _as_is),  # packed by _expiring
     ("pending", _as_is),  # packed entry by entry
@@ -218,13 +245,13 @@ _NAMES = [name for name, _ in LAYOUT]
 _FIELDS = attrgetter(*_NAMES)  # a state's fields as one tuple, in LAYOUT order
 _PLAIN = [plain for _, plain in LAYOUT]
 _PENDING, _AWAITING = _NAMES.index("pending"), _NAMES.index("awaiting")
-_DECIDED, _DEDUPE = _NAMES.index("decided"), _NAMES.index("dedupe")
+_DECIDED, _DEDUPE, _SENDS = _NAMES.index("decided"), _NAMES.index("dedupe"), _NAMES.index("sends")
 _PACKER = msgpack.Packer()
 _EMPTY_MAP: bytes = _PACKER.pack({})
 _HEAD: bytes = _PACKER.pack_array_header(len(LAYOUT) + 1) + _PACKER.pack(VERSION)
 # Before a customer's first state: fresh empty lists, so that no field of a state is one of them.
 _NOTHING_BEFORE = PackedState(
-    CustomerState(""), tuple([] for _ in LAYOUT), (b"",) * len(LAYOUT), (), (), None, None
+    CustomerState(""), tuple([] for _ in LAYOUT), (b"",) * len(LAYOUT), (), (), None, None, {}
 )
 
 

@@ -168,8 +168,9 @@ def test_a_states_bytes_do_not_depend_on_the_processs_string_hashing():
 
 
 def test_a_decision_appended_to_the_bytes_before_is_the_state_packed_whole():
-    """Across msgpack's map sizes (a fixmap holds 15 entries; 16 take a 3-byte header), and with
-    a decision that comes out of time order (not appended: packed whole)."""
+    """The decided map and the send class's times, across msgpack's sizes (a fixmap or fixarray
+    holds 15; 16 take a 3-byte header), and with a decision and a send out of time order (not
+    appended: packed whole)."""
     policy, s = default_policy(), state()
     packed = pack_state(s)
     times = [T0 + i for i in range(20)] + [T0 + 3]
@@ -178,7 +179,7 @@ def test_a_decision_appended_to_the_bytes_before_is_the_state_packed_whole():
         packed = pack_state(s, packed)
         assert packed.data == encode_state(s)
         assert decode_state(packed.data) == s
-    assert len(s.decided) == 21
+    assert len(s.decided) == 21 and s.sends.times["email/service"][3:5] == (T0 + 3, T0 + 3)
 
 
 def test_state_of_another_version_is_refused():
