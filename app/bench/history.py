@@ -53,8 +53,8 @@ def costs_by_history(histories: tuple[int, ...] = HISTORIES, probes: int = 2000)
             decide[str(size)] = round((time.perf_counter() - started) * 1e6 / probes, 2)
             before = pack_state(state)
             started = time.perf_counter()
-            for decided in after:
-                pack_state(decided or state, before)
+            for next_state in after:
+                pack_state(next_state or state, before)
             write[str(size)] = round((time.perf_counter() - started) * 1e6 / probes, 2)
     return HistoryCosts(decide, write)
 

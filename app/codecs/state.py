@@ -137,7 +137,7 @@ def _expiring(
     if not value:
         return _EMPTY_MAP, None
     grown_from, key = value.grown_from, value.added
-    if grown_from is not None and grown_from is getattr(old, "entries", None):
+    if isinstance(old, Expiring) and grown_from is old.entries:
         at, item = value.entries[key]
         if last is None or (at, key) > last:
             body = before.parts[index][len(_PACKER.pack_map_header(len(old))) :]
