@@ -49,6 +49,12 @@ class Result:
     campaign_decided_s: float = 0.0  # from the campaign's first record to every decision durable
     campaign_urgent_p50_ms: float = 0.0  # the codes' latency meanwhile
     campaign_urgent_p99_ms: float = 0.0
+    # The broker's part of it: from sending a code to the broker acknowledging it, alone and
+    # during the campaign (what the worker cannot shorten).
+    urgent_ack_p50_ms: float = 0.0
+    urgent_ack_p99_ms: float = 0.0
+    campaign_urgent_ack_p50_ms: float = 0.0
+    campaign_urgent_ack_p99_ms: float = 0.0
     # Scale-out (scale.py, --workers N): the group's rate and each worker's, rebalance times.
     workers: int = 1
     workers_events_per_s: float = 0.0
@@ -183,6 +189,11 @@ def _lane_rows(r: Result) -> list[tuple[str, str]]:
             f"  the same during a campaign of {r.campaign_candidates:,} (all decided in "
             f"{r.campaign_decided_s:.1f} s)",
             f"{r.campaign_urgent_p50_ms:.0f} / {r.campaign_urgent_p99_ms:.0f} ms",
+        ),
+        (
+            "  the broker acknowledging the codes, alone / during the campaign, p50 / p99",
+            f"{r.urgent_ack_p50_ms:.0f} / {r.urgent_ack_p99_ms:.0f} ms; "
+            f"{r.campaign_urgent_ack_p50_ms:.0f} / {r.campaign_urgent_ack_p99_ms:.0f} ms",
         ),
     ]
 

@@ -148,7 +148,8 @@ class Bench:
             "state_disk_bytes_per_customer": round(disk / max(self.customers, 1)),
         }
         measured |= self.measure_restore(broker)
-        pipe_p50, pipe_p99, pipe_busy = self.pipe_latency(broker, measured["latency_load_per_s"])
+        plain = self.pipe_latency(broker, measured["latency_load_per_s"])
+        pipe_p50, pipe_p99, pipe_busy = plain.p50_ms, plain.p99_ms, plain.busy
         self.say(
             f"pipe latency: p50 {pipe_p50:.1f} ms, p99 {pipe_p99:.1f} ms (its CPU {pipe_busy:.0%})"
         )
@@ -169,9 +170,10 @@ class Bench:
         self.say(f"engine: {engine:,.0f} records/s")
         rate = self.latency_rate or engine / 2
         outbound = list(self.topics.outbound.values())
-        p50, p99, busy = self.measure_latency(
+        run = self.measure_latency(
             broker, rate, outbound, "tact.OutboundMessage", busy_pid=worker.pid
         )
+        p50, p99, busy = run.p50_ms, run.p99_ms, run.busy
         self.say(
             f"latency at {rate:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms (worker CPU {busy:.0%})"
         )
@@ -206,9 +208,10 @@ class Bench:
         ]
         before = worker.metric("tact_decisions_total")
         started = time.monotonic()
-        p50, p99, _ = self.measure_latency(
+        meanwhile = self.measure_latency(
             broker, rate, outbound, "tact.OutboundMessage", burst, "during-burst"
         )
+        p50, p99 = meanwhile.p50_ms, meanwhile.p99_ms
         expected = before + self.burst + int(rate * self.load_seconds)
         self.wait_for(worker, "tact_decisions_total", expected, 600)
         decided_s = time.monotonic() - started
@@ -253,9 +256,10 @@ class Bench:
         self.wait_for(worker, "tact_decisions_total", expected, 600)
         decided_s = time.monotonic() - started
         self.say(
-            f"urgent lane at {URGENT_RATE:,.0f}/s: p50 {alone[0]:.0f} ms, p99 {alone[1]:.0f} ms; "
-            f"during a campaign of {self.campaign:,} (decided in {decided_s:.1f} s): "
-            f"p50 {during[0]:.0f} ms, p99 {during[1]:.0f} ms"
+            f"urgent lane at {URGENT_RATE:,.0f}/s: p50 {alone[0]:.0f} ms, p99 {alone[1]:.0f} ms "
+            f"(acked p99 {alone.ack_p99_ms:.0f} ms); during a campaign of {self.campaign:,} "
+            f"(decided in {decided_s:.1f} s): p50 {during[0]:.0f} ms, p99 {during[1]:.0f} ms "
+            f"(acked p99 {during.ack_p99_ms:.0f} ms)"
         )
         return {
             "urgent_load_per_s": URGENT_RATE,
@@ -265,6 +269,10 @@ class Bench:
             "campaign_decided_s": round(decided_s, 2),
             "campaign_urgent_p50_ms": round(during[0], 2),
             "campaign_urgent_p99_ms": round(during[1], 2),
+            "urgent_ack_p50_ms": round(alone.ack_p50_ms, 2),
+            "urgent_ack_p99_ms": round(alone.ack_p99_ms, 2),
+            "campaign_urgent_ack_p50_ms": round(during.ack_p50_ms, 2),
+            "campaign_urgent_ack_p99_ms": round(during.ack_p99_ms, 2),
         }
 
     def measure_journeys(self, broker: EmbeddedBroker, load: JourneyLoad) -> dict[str, Any]:

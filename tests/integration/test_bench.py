@@ -47,6 +47,10 @@ KEYS = {
     "campaign_decided_s",
     "campaign_urgent_p50_ms",
     "campaign_urgent_p99_ms",
+    "urgent_ack_p50_ms",
+    "urgent_ack_p99_ms",
+    "campaign_urgent_ack_p50_ms",
+    "campaign_urgent_ack_p99_ms",
     "journey_customers",
     "journey_steps",
     "journey_due_per_s",
@@ -123,6 +127,8 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run(tmp_path):
     assert result["campaign_candidates"] == 2000
     assert result["urgent_p50_ms"] <= result["urgent_p99_ms"]
     assert result["campaign_urgent_p50_ms"] <= result["campaign_urgent_p99_ms"]
+    assert result["urgent_ack_p50_ms"] <= result["urgent_ack_p99_ms"]
+    assert result["campaign_urgent_ack_p50_ms"] <= result["campaign_urgent_ack_p99_ms"]
     assert result["peak_rss_mb"] >= result["rss_mb"]
     assert result["pipe_p50_ms"] <= result["pipe_p99_ms"]
     assert result["latency_worker_busy"] < 2.5 and result["pipe_latency_busy"] < 2.5  # 2 cores
