@@ -256,19 +256,19 @@ class Bench:
         self.wait_for(worker, "tact_decisions_total", expected, 600)
         decided_s = time.monotonic() - started
         self.say(
-            f"urgent lane at {URGENT_RATE:,.0f}/s: p50 {alone[0]:.0f} ms, p99 {alone[1]:.0f} ms "
-            f"(acked p99 {alone.ack_p99_ms:.0f} ms); during a campaign of {self.campaign:,} "
-            f"(decided in {decided_s:.1f} s): p50 {during[0]:.0f} ms, p99 {during[1]:.0f} ms "
-            f"(acked p99 {during.ack_p99_ms:.0f} ms)"
+            f"urgent lane at {URGENT_RATE:,.0f}/s: p50 {alone.p50_ms:.0f} ms, "
+            f"p99 {alone.p99_ms:.0f} ms (acked p99 {alone.ack_p99_ms:.0f} ms); during a campaign "
+            f"of {self.campaign:,} (decided in {decided_s:.1f} s): p50 {during.p50_ms:.0f} ms, "
+            f"p99 {during.p99_ms:.0f} ms (acked p99 {during.ack_p99_ms:.0f} ms)"
         )
         return {
             "urgent_load_per_s": URGENT_RATE,
-            "urgent_p50_ms": round(alone[0], 2),
-            "urgent_p99_ms": round(alone[1], 2),
+            "urgent_p50_ms": round(alone.p50_ms, 2),
+            "urgent_p99_ms": round(alone.p99_ms, 2),
             "campaign_candidates": self.campaign,
             "campaign_decided_s": round(decided_s, 2),
-            "campaign_urgent_p50_ms": round(during[0], 2),
-            "campaign_urgent_p99_ms": round(during[1], 2),
+            "campaign_urgent_p50_ms": round(during.p50_ms, 2),
+            "campaign_urgent_p99_ms": round(during.p99_ms, 2),
             "urgent_ack_p50_ms": round(alone.ack_p50_ms, 2),
             "urgent_ack_p99_ms": round(alone.ack_p99_ms, 2),
             "campaign_urgent_ack_p50_ms": round(during.ack_p50_ms, 2),
