@@ -4,7 +4,8 @@ Faust hands each Kafka record to an agent as its own event; on two cores that bo
 worker near 5,000 records/s before any work is done. `BatchingConsumer` keeps Faust's consumer,
 group membership, flow control and rebalancing, but yields one event per fetch: a Fetch of runs
 (consecutive records of one partition). Tact's agent decides the whole fetch, makes it durable
-in one go and commits its offsets itself (the input topics are declared acks=False).
+in one go and commits its offsets itself (the input topics are declared acks=False). A run of a
+changelog partition being restored is written to RocksDB in one go as well (restore.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mode.utils.queues import ThrowableQueue
 
 from app.collector import untrack
 from app.stream import faust_private
+from app.stream.restore import restore_run
 
 BATCH_CODEC = "tact-batch"
 
@@ -111,6 +113,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     await self.seek(tp, run[0].offset)
                 continue
             if tp.topic not in self.batch_topics:
+                if restore_run(self.app.tables, tp, run):
+                    # Applied in bulk; Faust's recovery sees the last record, which it skips
+                    # as applied, and checks whether recovery is done.
+                    yield tp, self._to_message(tp, run[-1])
+                    continue
                 for record in run:
                     yield tp, self._to_message(tp, record)
             elif await self._behind_earlier_topics(tp):
