@@ -76,6 +76,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.changelog_restored = Counter(
+            "tact_changelog_restored_records",
+            "Changelog records written to RocksDB to restore a partition (copy=active: a lost "
+            "disk, a partition taken over) or to keep its standby copy (copy=standby)",
+            ["copy"],
+            registry=r,
+        )
         self.duplicates_ignored = Counter(
             "tact_redelivered_candidates",
             "Candidates whose message_id was already decided (redelivery or producer retry)",
@@ -169,6 +176,9 @@ class Metrics:
     def watch_input_lag(self, lag: Callable[[], Iterable[tuple[str, int, int, float]]]) -> None:
         """Export how far behind each owned input partition is, computed at each scrape."""
         self.registry.register(_LagCollector(lag))
+
+    def count_restored(self, copy: str, records: int) -> None:
+        self.changelog_restored.labels(copy).inc(records)
 
     def watch_state_cache(self, cache: CacheFigures) -> None:
         """Export the state cache's figures, read at each scrape (nothing on the hot path)."""

@@ -138,7 +138,7 @@ def build_app(
     app.tact_settings, app.io, app.committed = settings, io, {}
     app.committer = Committer(lambda offsets: app.consumer.commit_processed(offsets))  # type: ignore[attr-defined]
     transport = batching_transport(
-        settings.topics.inputs, settings.fetch_wait_ms, settings.failpoint
+        settings.topics.inputs, settings.fetch_wait_ms, settings.failpoint, metrics.count_restored
     )
     app.transport = transport(app.conf.broker_consumer, app)
     table = app.Table(

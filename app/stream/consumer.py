@@ -86,6 +86,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     batch_topics: tuple[str, ...] = ()
     fetch_wait_ms: int  # set by batching_transport (see Settings.fetch_wait_ms)
     failpoint = ""  # see _lost_by_failpoint
+    on_restored: Callable[[str, int], Any] = staticmethod(lambda copy, records: None)
     failpoint_spent = False
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -113,7 +114,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                     await self.seek(tp, run[0].offset)
                 continue
             if tp.topic not in self.batch_topics:
-                if restore_run(self.app.tables, tp, run):
+                restored = restore_run(self.app.tables, tp, run)
+                if restored is not None:
+                    self.on_restored(*restored)
                     # Applied in bulk; Faust's recovery sees the last record, which it skips
                     # as applied, and checks whether recovery is done.
                     yield tp, self._to_message(tp, run[-1])
@@ -212,7 +215,10 @@ def _fetch_message(tp: TP, fetch: Fetch, generation: int) -> ConsumerMessage:
 
 
 def batching_transport(
-    batch_topics: Iterable[str], fetch_wait_ms: int, failpoint: str = ""
+    batch_topics: Iterable[str],
+    fetch_wait_ms: int,
+    failpoint: str = "",
+    on_restored: Callable[[str, int], Any] = lambda copy, records: None,
 ) -> type[faust_aiokafka.Transport]:
     consumer = type(
         "TactConsumer",
@@ -221,6 +227,7 @@ def batching_transport(
             "batch_topics": tuple(batch_topics),
             "fetch_wait_ms": fetch_wait_ms,
             "failpoint": failpoint,
+            "on_restored": staticmethod(on_restored),  # changelog records restored, per copy
         },
     )
     return type("TactTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})

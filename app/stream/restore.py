@@ -13,7 +13,7 @@ applied again (a fetch from before a seek, or a partition read again after a reb
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import rocksdict
 from faust.stores.rocksdb import Store as RocksDBStore
@@ -22,20 +22,25 @@ from faust.types import TP
 from app.stream import faust_private
 
 
-def restore_run(tables: Any, tp: TP, records: Sequence[Any]) -> bool:
+class Restored(NamedTuple):
+    copy: str  # "active" (a lost disk, a partition taken over) or "standby"
+    records: int  # written; the others were applied before
+
+
+def restore_run(tables: Any, tp: TP, records: Sequence[Any]) -> Restored | None:
     """Apply a fetched run of a changelog partition that recovery is restoring (active or
-    standby) to its RocksDB. False, with nothing done, for any other partition or store: Faust's
+    standby) to its RocksDB. None, with nothing done, for any other partition or store: Faust's
     own path then sees the records."""
     recovery = tables.recovery
     table = recovery.tp_to_table.get(tp)
     if table is None or not isinstance(table.data, RocksDBStore):
-        return False
+        return None
     if tp in recovery.active_tps:
-        applied = recovery.active_offsets
+        copy, applied = "active", recovery.active_offsets
     elif tp in recovery.standby_tps:
-        applied = recovery.standby_offsets
+        copy, applied = "standby", recovery.standby_offsets
     else:
-        return False
+        return None
     last = applied.get(tp)
     fresh = [record for record in records if last is None or record.offset > last]
     if fresh:
@@ -49,4 +54,4 @@ def restore_run(tables: Any, tp: TP, records: Sequence[Any]) -> bool:
         batch.put(table.data.offset_key, str(offset).encode())  # Faust's persisted offset
         faust_private.rocksdb_of(table, tp.partition).write(batch)
         applied[tp] = offset
-    return True
+    return Restored(copy, len(fresh))

@@ -31,7 +31,7 @@ def restoring(tmp_path, standby=False):
 def test_a_run_is_written_with_its_offset_and_recovery_is_told(tmp_path):
     app, table, tp = restoring(tmp_path)
     run = [Record(0, b"c/a", b"1"), Record(1, b"c/b", b"2"), Record(2, b"c/a", None)]
-    assert restore_run(app.tables, tp, run)
+    assert restore_run(app.tables, tp, run) == ("active", 3)
     db = faust_private.rocksdb_of(table, 1)
     assert (db.get(b"c/a"), db.get(b"c/b")) == (None, b"2")
     assert table.persisted_offset(tp) == 2
@@ -41,8 +41,10 @@ def test_a_run_is_written_with_its_offset_and_recovery_is_told(tmp_path):
 def test_records_recovery_has_applied_are_not_applied_again(tmp_path):
     """A run fetched again (from before a seek) must not write older values over newer ones."""
     app, table, tp = restoring(tmp_path, standby=True)
-    assert restore_run(app.tables, tp, [Record(0, b"c/a", b"old"), Record(1, b"c/a", b"new")])
-    assert restore_run(app.tables, tp, [Record(0, b"c/a", b"old"), Record(2, b"c/b", b"2")])
+    first = [Record(0, b"c/a", b"old"), Record(1, b"c/a", b"new")]
+    assert restore_run(app.tables, tp, first) == ("standby", 2)
+    again = [Record(0, b"c/a", b"old"), Record(2, b"c/b", b"2")]
+    assert restore_run(app.tables, tp, again) == ("standby", 1)
     db = faust_private.rocksdb_of(table, 1)
     assert (db.get(b"c/a"), db.get(b"c/b")) == (b"new", b"2")
     assert app.tables.recovery.standby_offsets[tp] == 2
@@ -51,5 +53,5 @@ def test_records_recovery_has_applied_are_not_applied_again(tmp_path):
 def test_a_partition_recovery_does_not_restore_is_left_to_faust(tmp_path):
     app, table, _ = restoring(tmp_path)
     other = TP(table.changelog_topic.get_topic_name(), 2)
-    assert not restore_run(app.tables, other, [Record(0, b"c/a", b"1")])
+    assert restore_run(app.tables, other, [Record(0, b"c/a", b"1")]) is None
     assert faust_private.rocksdb_of(table, 2).get(b"c/a") is None

@@ -71,6 +71,8 @@ KEYS = {
     "restore_changelog_records",
     "restore_ready_s",
     "restore_records_per_s",
+    "restore_read_s",
+    "restore_read_records_per_s",
     "latency_worker_busy",
     "pipe_latency_busy",
 }
@@ -134,6 +136,7 @@ def test_bench_measures_engine_pipe_latency_and_core_in_one_run(tmp_path):
     assert result["latency_worker_busy"] < 2.5 and result["pipe_latency_busy"] < 2.5  # 2 cores
     assert "pipe latency p99 at the same load" in done.stderr
     assert result["restore_changelog_records"] >= 200  # every customer's state, at least
+    assert 0 < result["restore_read_s"] <= result["restore_ready_s"]
 
 
 def test_cpu_seconds_count_what_a_process_spent_on_cpu_not_its_wall_time():

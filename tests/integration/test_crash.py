@@ -206,6 +206,7 @@ def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
     wait_until(
         lambda: first.metric("tact_assigned_partitions") == 4, 120, "the survivor to take all"
     )
+    assert first.metric("tact_changelog_restored_records_total", copy="standby") > 0
     feeder.join()
     assert feeder.error is None, feeder.error
     reader = wait_for_all_decided(harness, [first], traffic)
