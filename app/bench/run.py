@@ -426,7 +426,8 @@ class Bench:
         finally:
             worker.stop(timeout=60)
         seconds = done - started
-        read = max(done - (reading or [done])[0], RESTORE_POLL)  # seen within one poll
+        first_restored = reading[0] if reading else done
+        read = max(done - first_restored, RESTORE_POLL)  # each end is seen within one poll
         self.say(
             f"restore after a lost disk: {records:,} changelog records, ready in {seconds:.1f} s,"
             f" read in {read:.1f} s"

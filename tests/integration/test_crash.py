@@ -181,12 +181,12 @@ def test_a_second_worker_takes_over_when_one_is_killed(harness, tmp_path):
     """Each worker also keeps a standby copy of the other's partitions, restored from the
     changelog as it grows (restore.py), and the survivor decides on from it."""
     rng = random.Random(2)
-    token = {"TACT_VIEW_TOKEN": "t0ken", "TACT_STANDBY_REPLICAS": "1"}
+    env = {"TACT_VIEW_TOKEN": "t0ken", "TACT_STANDBY_REPLICAS": "1"}
     first, customer_profiles, policy_path = worker_without_quiet_hours(
-        harness, tmp_path, rng, 500, **token
+        harness, tmp_path, rng, 500, **env
     )
     policy = load_policy(policy_path)
-    second = harness.worker("w2", TACT_POLICY_PATH=str(policy_path), **token)
+    second = harness.worker("w2", TACT_POLICY_PATH=str(policy_path), **env)
     wait_until(
         lambda: (
             second.metric("tact_assigned_partitions") == 2
