@@ -59,6 +59,10 @@ def register_batch_codec() -> None:
         codecs.register(BATCH_CODEC, _PassThrough())
 
 
+def _uncounted(copy: str, records: int) -> None:
+    """Changelog records restored, by copy, where nothing counts them."""
+
+
 class UniformBackpressureQueue(ThrowableQueue[Any]):
     """A channel queue that holds input back only by being full.
 
@@ -86,7 +90,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     batch_topics: tuple[str, ...] = ()
     fetch_wait_ms: int  # set by batching_transport (see Settings.fetch_wait_ms)
     failpoint = ""  # see _lost_by_failpoint
-    on_restored: Callable[[str, int], Any] = staticmethod(lambda copy, records: None)
+    on_restored: Callable[[str, int], Any] = staticmethod(_uncounted)
     failpoint_spent = False
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -218,7 +222,7 @@ def batching_transport(
     batch_topics: Iterable[str],
     fetch_wait_ms: int,
     failpoint: str = "",
-    on_restored: Callable[[str, int], Any] = lambda copy, records: None,
+    on_restored: Callable[[str, int], Any] = _uncounted,
 ) -> type[faust_aiokafka.Transport]:
     consumer = type(
         "TactConsumer",

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import rocksdict
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
 from app.stream import faust_private
+from app.stream.store import write_rocksdb
 
 
 class Restored(NamedTuple):
@@ -44,14 +44,9 @@ def restore_run(tables: Any, tp: TP, records: Sequence[Any]) -> Restored | None:
     last = applied.get(tp)
     fresh = [record for record in records if last is None or record.offset > last]
     if fresh:
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for record in fresh:
-            if record.value is None:
-                batch.delete(record.key)
-            else:
-                batch.put(record.key, record.value)
         offset = fresh[-1].offset
-        batch.put(table.data.offset_key, str(offset).encode())  # Faust's persisted offset
-        faust_private.rocksdb_of(table, tp.partition).write(batch)
+        changes: dict[bytes, bytes | None] = {record.key: record.value for record in fresh}
+        changes[table.data.offset_key] = str(offset).encode()  # Faust's persisted offset
+        write_rocksdb(faust_private.rocksdb_of(table, tp.partition), changes)
         applied[tp] = offset
     return Restored(copy, len(fresh))

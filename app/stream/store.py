@@ -55,6 +55,17 @@ def due_at_of_due_key(key: bytes) -> int:
     return int(key[len(DUE_PREFIX) : len(DUE_PREFIX) + 13])
 
 
+def write_rocksdb(db: rocksdict.Rdict, changes: Changes) -> None:
+    """Changes (None deletes) as one RocksDB write batch: all of them or none."""
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in changes.items():
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    db.write(batch)
+
+
 class PartitionStore(Protocol):
     def get(self, partition: int, key: bytes) -> bytes | None: ...
 
@@ -213,13 +224,7 @@ class TableStore:
             self.table.data.set_persisted_offset(TP(self.changelog, partition), last_offset)
 
     def write_local(self, partition: int, changes: Changes) -> None:
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in changes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        self._db(partition).write(batch)
+        write_rocksdb(self._db(partition), changes)
 
 
 @dataclass
