@@ -29,6 +29,10 @@ class Result:
     peak_rss_mb: float  # the worker's highest RSS: 4 samples a second over its whole run
     in_process_ceiling_per_s: float  # see StageCosts.records_per_s
     stage_us_per_record: dict[str, float]  # the StageCosts
+    # The worker's processor in this process, the broker and RocksDB in memory (shell.py): the
+    # bench's records per second, and CPU microseconds per latency code.
+    shell_in_process_per_s: float = 0.0
+    shell_in_process_code_us: float = 0.0
     # One more decision for a customer with this many messages in the window (history.py):
     decide_us_by_history: dict[str, float] = field(default_factory=dict)
     write_us_by_history: dict[str, float] = field(default_factory=dict)  # that decision's state
@@ -157,6 +161,21 @@ def _in_process_rows(r: Result) -> list[tuple[str, str]]:
         for s, us in r.stage_us_per_record.items()
     ]
     rows += [
+        (
+            "the worker's processor in-process, broker and RocksDB in memory",
+            f"{r.shell_in_process_per_s:,.0f} records/s",
+        ),
+        (
+            "  engine / this (the rest: Kafka, Faust, the process)",
+            f"{_share(r.engine_events_per_s, r.shell_in_process_per_s)}",
+        ),
+        (
+            "  this / the ceiling (the rest: each batch made durable)",
+            f"{_share(r.shell_in_process_per_s, r.in_process_ceiling_per_s)}",
+        ),
+        ("  a latency code, decided and written", f"{r.shell_in_process_code_us:.1f} µs"),
+    ]
+    rows += [
         (f"decide, customer with {int(n):,} messages in the window", f"{us:.2f} µs")
         for n, us in r.decide_us_by_history.items()
     ]
@@ -165,6 +184,10 @@ def _in_process_rows(r: Result) -> list[tuple[str, str]]:
         for n, us in r.write_us_by_history.items()
     ]
     return rows
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{part / whole:.2f}" if whole else "-"
 
 
 def _burst_rows(r: Result) -> list[tuple[str, str]]:

@@ -33,6 +33,7 @@ from app.bench.memory import PeakRss, rss_mb
 from app.bench.pipe import PARTITIONS, pipe_rate, preload
 from app.bench.report import Result
 from app.bench.scale import STANDBY_REPLICAS, measure_scale
+from app.bench.shell import shell_costs
 from app.bench.stages import build_name, core_is_compiled, core_rate, stage_costs
 from app.broker import EmbeddedBroker
 from app.client import Encoded, encode_input, read_all
@@ -57,6 +58,7 @@ HOT = "hot"  # the customer of the burst
 RESTORED = "tact_changelog_restored_records_total"
 RESTORE_POLL = 0.1  # s between looks at a restoring worker (each costs it a scrape)
 URGENT_RATE = 500.0  # codes and service notices per second on the urgent topic
+SHELL_CODES = 20_000  # latency codes timed through the processor in-process (shell.py)
 
 
 def traffic(customers: int, events: int, start_ms: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -109,6 +111,12 @@ class Bench:
         encoded = [encode_input(r, self.topics, self.schemas) for r in records]
         stages = stage_costs(encoded, self.topics, self.schemas)
         self.say(f"in-process ceiling: {stages.records_per_s:,.0f} records/s ({stages.summary()})")
+        codes = min(SHELL_CODES, len(encoded))
+        shell = shell_costs(encoded, self.customers, self.topics, self.schemas, PARTITIONS, codes)
+        self.say(
+            f"the worker's processor in-process: {shell.records_per_s:,.0f} records/s, "
+            f"{shell.code_us:.1f} µs per latency code"
+        )
         with EmbeddedBroker(log_path=self.work / "broker.log") as broker:
             measured = self._on_broker(broker, encoded)
             if self.journeys and self.journeys.customers:
@@ -123,6 +131,8 @@ class Bench:
             core_compiled=compiled,
             in_process_ceiling_per_s=round(stages.records_per_s),
             stage_us_per_record=stages.as_dict(),
+            shell_in_process_per_s=shell.records_per_s,
+            shell_in_process_code_us=shell.code_us,
             decide_us_by_history=history.decide_us,
             write_us_by_history=history.write_us,
         )

@@ -75,6 +75,8 @@ KEYS = {
     "restore_read_records_per_s",
     "latency_worker_busy",
     "pipe_latency_busy",
+    "shell_in_process_per_s",
+    "shell_in_process_code_us",
 }
 LAGS = {"journey_release_lag_p50_ms", "journey_release_lag_p99_ms", "journey_release_lag_max_ms"}
 

@@ -1,0 +1,159 @@
+"""The worker's own path in this process, with the broker and RocksDB in memory.
+
+Between the in-process ceiling (each record's work done once: stages.py) and the engine (a
+worker on the broker): the bench's records go through Tact's processor in batches as a fetch
+hands them over, and each batch is made durable as the worker makes it, its outputs encoded,
+every customer it changed packed and written with the checkpoint, the state cache and the
+metrics kept. Only Kafka (MemoryIO), RocksDB (MemoryStore) and Faust are left out. So engine /
+this rate is what Kafka, Faust and the worker's threads take, and this rate / the ceiling what
+making every batch durable costs in CPU.
+
+The latency load's codes (one immediate service candidate to each customer in turn, on the
+urgent topic) are timed apart, per code: each is a decision, an outbound message, a send to
+remember and a state write, and the latency runs' load is set from the engine's rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import ConsumerRecord
+
+from app.bench.latency import latency_candidate
+from app.client import Encoded, encode_input
+from app.clock import now_ms
+from app.codecs.avro import MAX_RECORD_BYTES, Schemas
+from app.collector import collector_for_deciding
+from app.config import Settings, TopicNames
+from app.metrics import Metrics
+from app.policy.policy_file import load_policy
+from app.stream.cache import StateCache
+from app.stream.consumer import InputRun
+from app.stream.guard import Attempts
+from app.stream.io import MemoryIO
+from app.stream.kafka_records import InputDecoder, OutputEncoder
+from app.stream.observe import Observer
+from app.stream.processor import Parts, Processor
+from app.stream.store import MemoryStore
+from app.stream.writer import Writer
+
+CODE_BATCH = 2_000  # codes per batch: what the worker decided at a time under the latency load
+
+
+@dataclass
+class ShellCosts:
+    records_per_s: float  # the bench's records through the processor
+    code_us: float  # CPU microseconds per latency code
+    decisions: int  # decision records written (every candidate's and every code's)
+
+
+def shell_costs(
+    encoded: list[Encoded],
+    customers: int,
+    topics: TopicNames,
+    schemas: Schemas,
+    partitions: int,
+    codes: int = 20_000,
+) -> ShellCosts:
+    """The bench's records, then `codes` latency codes, through the worker's processor."""
+    settings = Settings()
+    batches = _as_fetched(encoded, topics, partitions, settings.fetch_max_records)
+    code_records = [
+        encode_input(
+            {**latency_candidate(f"shell-code-{i}", f"c{i % customers}"), "lane": "urgent"},
+            topics,
+            schemas,
+        )
+        for i in range(codes)
+    ]
+    code_batches = _as_fetched(code_records, topics, partitions, CODE_BATCH)
+    io = MemoryIO()
+    with collector_for_deciding():  # as the worker runs (the processor turns it off per batch)
+        seconds, code_seconds = asyncio.run(
+            _decide(settings, topics, schemas, io, partitions, batches, code_batches)
+        )
+    return ShellCosts(
+        round(len(encoded) / seconds),
+        round(code_seconds * 1e6 / max(codes, 1), 2),
+        len(io.values(topics.decisions)),
+    )
+
+
+async def _decide(
+    settings: Settings,
+    topics: TopicNames,
+    schemas: Schemas,
+    io: MemoryIO,
+    partitions: int,
+    *phases: list[list[InputRun]],
+) -> list[float]:
+    processor = _processor(settings, topics, schemas, io, partitions)
+    processor.assign(range(partitions))
+    await processor.process([])  # the partitions made ready first, as a worker's first fetch
+    spent = []
+    for batches in phases:
+        started = time.perf_counter()
+        for batch in batches:
+            await processor.process(batch)
+        spent.append(time.perf_counter() - started)
+    return spent
+
+
+def _processor(
+    settings: Settings, topics: TopicNames, schemas: Schemas, io: MemoryIO, partitions: int
+) -> Processor:
+    policy, store, cache = (
+        load_policy(),
+        MemoryStore(io),
+        StateCache(settings.state_cache_customers),
+    )
+    observer = Observer(Metrics())
+    encoder = OutputEncoder(topics, schemas, now_ms, policy.version)
+    return Processor(
+        Parts(
+            topics=topics,
+            policy=policy,
+            schemas=schemas,
+            store=store,
+            io=io,
+            writer=Writer(io, store, cache, encoder, observer),
+            observer=observer,
+            cache=cache,
+            attempts=Attempts(None, partitions, topics.inputs),
+            decoder=InputDecoder(topics, schemas, MAX_RECORD_BYTES),
+        )
+    )
+
+
+def _as_fetched(
+    encoded: list[Encoded], topics: TopicNames, partitions: int, per_fetch: int
+) -> list[list[InputRun]]:
+    """The records as the worker's fetches hand them over: each in the partition the producer's
+    partitioner puts it in, topic by topic in the order the worker reads them, and a fetch of
+    at most `per_fetch` records takes partition after partition."""
+    logs: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
+    every = list(range(partitions))
+    partitioner = DefaultPartitioner()
+    for record in encoded:
+        tp = (record.topic, partitioner(record.key, every, every))
+        offset = len(logs[tp])
+        timestamp = record.timestamp_ms or 0
+        logs[tp].append(
+            ConsumerRecord(*tp, offset, timestamp, 0, record.key, record.value, None, 0, 0, ())
+        )
+    fetches: list[list[InputRun]] = []
+    room = 0
+    for topic in topics.inputs:
+        for partition in every:
+            records = logs.get((topic, partition), [])
+            while records:
+                if room == 0:
+                    fetches.append([])
+                    room = per_fetch
+                fetches[-1].append(InputRun(topic, partition, records[:room]))
+                records, room = records[room:], max(room - len(records), 0)
+    return fetches

@@ -1,0 +1,38 @@
+"""The bench's in-process measure of the worker's processor decides every record it is given."""
+
+from __future__ import annotations
+
+from app.bench.pipe import PARTITIONS
+from app.bench.run import traffic
+from app.bench.shell import _as_fetched, shell_costs
+from app.client import encode_input
+from app.clock import now_ms
+from app.codecs.avro import Schemas
+from app.config import TopicNames
+
+
+def test_every_record_and_code_goes_through_the_processor():
+    topics, schemas = TopicNames.with_prefix("shell."), Schemas.load()
+    records = traffic(50, 600, now_ms())
+    encoded = [encode_input(r, topics, schemas) for r in records]
+    costs = shell_costs(encoded, 50, topics, schemas, PARTITIONS, codes=300)
+    candidates = sum(1 for r in records if r["kind"] == "candidate")
+    assert costs.decisions == candidates + 300  # one decision record each, none lost
+    assert costs.records_per_s > 0 and costs.code_us > 0
+
+
+def test_fetches_hold_each_partition_in_order_and_at_most_their_size():
+    topics, schemas = TopicNames.with_prefix("shell."), Schemas.load()
+    encoded = [encode_input(r, topics, schemas) for r in traffic(50, 600, now_ms())]
+    fetches = _as_fetched(encoded, topics, PARTITIONS, 100)
+    assert all(sum(len(run.records) for run in fetch) <= 100 for fetch in fetches)
+    runs = [run for fetch in fetches for run in fetch]
+    assert sum(len(run.records) for run in runs) == len(encoded)
+    order = [topics.inputs.index(run.topic) for run in runs]
+    assert order == sorted(order)  # profiles, then events, then candidates, as the worker reads
+    seen: dict[tuple[str, int], int] = {}
+    for run in runs:
+        offsets = [r.offset for r in run.records]
+        assert offsets[0] == seen.get((run.topic, run.partition), 0)
+        assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+        seen[(run.topic, run.partition)] = offsets[-1] + 1
