@@ -30,7 +30,7 @@ class Result:
     in_process_ceiling_per_s: float  # see StageCosts.records_per_s
     stage_us_per_record: dict[str, float]  # the StageCosts
     # The worker's processor in this process, the broker and RocksDB in memory (shell.py): the
-    # bench's records per second, and CPU microseconds per latency code.
+    # bench's records per second, and microseconds per latency code.
     shell_in_process_per_s: float = 0.0
     shell_in_process_code_us: float = 0.0
     # One more decision for a customer with this many messages in the window (history.py):

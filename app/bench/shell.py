@@ -10,7 +10,8 @@ making every batch durable costs in CPU.
 
 The latency load's codes (one immediate service candidate to each customer in turn, on the
 urgent topic) are timed apart, per code: each is a decision, an outbound message, a send to
-remember and a state write, and the latency runs' load is set from the engine's rate.
+remember and a state write, more than a bench record's work, and the latency runs send them at
+half the engine's rate. One thread does all of it, so its time is its CPU.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ CODE_BATCH = 2_000  # codes per batch: what the worker decided at a time under t
 @dataclass
 class ShellCosts:
     records_per_s: float  # the bench's records through the processor
-    code_us: float  # CPU microseconds per latency code
+    code_us: float  # microseconds per latency code
     decisions: int  # decision records written (every candidate's and every code's)
 
 
@@ -61,7 +62,7 @@ def shell_costs(
 ) -> ShellCosts:
     """The bench's records, then `codes` latency codes, through the worker's processor."""
     settings = Settings()
-    batches = _as_fetched(encoded, topics, partitions, settings.fetch_max_records)
+    batches = as_fetched(encoded, topics, partitions, settings.fetch_max_records)
     code_records = [
         encode_input(
             {**latency_candidate(f"shell-code-{i}", f"c{i % customers}"), "lane": "urgent"},
@@ -70,11 +71,11 @@ def shell_costs(
         )
         for i in range(codes)
     ]
-    code_batches = _as_fetched(code_records, topics, partitions, CODE_BATCH)
+    code_batches = as_fetched(code_records, topics, partitions, CODE_BATCH)
     io = MemoryIO()
     with collector_for_deciding():  # as the worker runs (the processor turns it off per batch)
         seconds, code_seconds = asyncio.run(
-            _decide(settings, topics, schemas, io, partitions, batches, code_batches)
+            _time_phases(settings, topics, schemas, io, partitions, batches, code_batches)
         )
     return ShellCosts(
         round(len(encoded) / seconds),
@@ -83,7 +84,7 @@ def shell_costs(
     )
 
 
-async def _decide(
+async def _time_phases(
     settings: Settings,
     topics: TopicNames,
     schemas: Schemas,
@@ -91,6 +92,7 @@ async def _decide(
     partitions: int,
     *phases: list[list[InputRun]],
 ) -> list[float]:
+    """Seconds each phase's batches took, decided and made durable one after the other."""
     processor = _processor(settings, topics, schemas, io, partitions)
     processor.assign(range(partitions))
     await processor.process([])  # the partitions made ready first, as a worker's first fetch
@@ -106,11 +108,8 @@ async def _decide(
 def _processor(
     settings: Settings, topics: TopicNames, schemas: Schemas, io: MemoryIO, partitions: int
 ) -> Processor:
-    policy, store, cache = (
-        load_policy(),
-        MemoryStore(io),
-        StateCache(settings.state_cache_customers),
-    )
+    policy = load_policy()
+    store, cache = MemoryStore(io), StateCache(settings.state_cache_customers)
     observer = Observer(Metrics())
     encoder = OutputEncoder(topics, schemas, now_ms, policy.version)
     return Processor(
@@ -129,7 +128,7 @@ def _processor(
     )
 
 
-def _as_fetched(
+def as_fetched(
     encoded: list[Encoded], topics: TopicNames, partitions: int, per_fetch: int
 ) -> list[list[InputRun]]:
     """The records as the worker's fetches hand them over: each in the partition the producer's
@@ -154,6 +153,7 @@ def _as_fetched(
                 if room == 0:
                     fetches.append([])
                     room = per_fetch
-                fetches[-1].append(InputRun(topic, partition, records[:room]))
-                records, room = records[room:], max(room - len(records), 0)
+                taken = records[:room]
+                fetches[-1].append(InputRun(topic, partition, taken))
+                records, room = records[len(taken) :], room - len(taken)
     return fetches

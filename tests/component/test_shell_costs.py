@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.bench.pipe import PARTITIONS
 from app.bench.run import traffic
-from app.bench.shell import _as_fetched, shell_costs
+from app.bench.shell import as_fetched, shell_costs
 from app.client import encode_input
 from app.clock import now_ms
 from app.codecs.avro import Schemas
@@ -24,7 +24,7 @@ def test_every_record_and_code_goes_through_the_processor():
 def test_fetches_hold_each_partition_in_order_and_at_most_their_size():
     topics, schemas = TopicNames.with_prefix("shell."), Schemas.load()
     encoded = [encode_input(r, topics, schemas) for r in traffic(50, 600, now_ms())]
-    fetches = _as_fetched(encoded, topics, PARTITIONS, 100)
+    fetches = as_fetched(encoded, topics, PARTITIONS, 100)
     assert all(sum(len(run.records) for run in fetch) <= 100 for fetch in fetches)
     runs = [run for fetch in fetches for run in fetch]
     assert sum(len(run.records) for run in runs) == len(encoded)
