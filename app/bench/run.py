@@ -45,6 +45,7 @@ from app.traffic import Mix, activity, random_profiles
 from app.waiting import wait_until
 from app.worker_process import WorkerProcess, summed
 
+TOPIC_PREFIX = "bench."  # of every topic the bench's worker reads and writes
 PIPE_TOPIC = "bench.pipe-latency"  # where the plain loop forwards the latency load
 BENCH_MIX = Mix(  # every candidate is sent or refused at once: what the engine's rate measures
     urgencies=("immediate",),
@@ -89,7 +90,7 @@ class Bench:
         self.workers = workers  # more than 1: the scale-out phase (scale.py)
         self.journeys = journeys
         self.schemas = Schemas.load()
-        self.topics = TopicNames.with_prefix("bench.")
+        self.topics = TopicNames.with_prefix(TOPIC_PREFIX)
         self.work = Path(tempfile.mkdtemp(prefix="tact-bench-"))
 
     def run(self) -> Result:
@@ -112,7 +113,7 @@ class Bench:
         stages = stage_costs(encoded, self.topics, self.schemas)
         self.say(f"in-process ceiling: {stages.records_per_s:,.0f} records/s ({stages.summary()})")
         codes = min(SHELL_CODES, len(encoded))
-        shell = shell_costs(encoded, self.customers, self.topics, self.schemas, PARTITIONS, codes)
+        shell = shell_costs(encoded, self.customers, TOPIC_PREFIX, self.schemas, PARTITIONS, codes)
         self.say(
             f"the worker's processor in-process: {shell.records_per_s:,.0f} records/s, "
             f"{shell.code_us:.1f} µs per latency code"

@@ -4,9 +4,10 @@ Between the in-process ceiling (each record's work done once: stages.py) and the
 worker on the broker): the bench's records go through Tact's processor in batches as a fetch
 hands them over, and each batch is made durable as the worker makes it, its outputs encoded,
 every customer it changed packed and written with the checkpoint, the state cache and the
-metrics kept. Only Kafka (MemoryIO), RocksDB (MemoryStore) and Faust are left out. So engine /
-this rate is what Kafka, Faust and the worker's threads take, and this rate / the ceiling what
-making every batch durable costs in CPU.
+metrics kept. The processor is built by `build_app` on the in-memory store, so only Kafka
+(MemoryIO), RocksDB (MemoryStore) and Faust's consumer and agent are left out. So engine / this
+rate is what Kafka, Faust and the worker's threads take, and this rate / the ceiling what making
+every batch durable costs in CPU.
 
 The latency load's codes (one immediate service candidate to each customer in turn, on the
 urgent topic) are timed apart, per code: each is a decision, an outbound message, a send to
@@ -26,21 +27,13 @@ from aiokafka.structs import ConsumerRecord
 
 from app.bench.latency import latency_candidate
 from app.client import Encoded, encode_input
-from app.clock import now_ms
-from app.codecs.avro import MAX_RECORD_BYTES, Schemas
+from app.codecs.avro import Schemas
 from app.collector import collector_for_deciding
 from app.config import Settings, TopicNames
-from app.metrics import Metrics
-from app.policy.policy_file import load_policy
-from app.stream.cache import StateCache
+from app.stream.app import build_app
 from app.stream.consumer import InputRun
-from app.stream.guard import Attempts
 from app.stream.io import MemoryIO
-from app.stream.kafka_records import InputDecoder, OutputEncoder
-from app.stream.observe import Observer
-from app.stream.processor import Parts, Processor
-from app.stream.store import MemoryStore
-from app.stream.writer import Writer
+from app.stream.processor import Processor
 
 CODE_BATCH = 2_000  # codes per batch: what the worker decided at a time under the latency load
 
@@ -55,13 +48,16 @@ class ShellCosts:
 def shell_costs(
     encoded: list[Encoded],
     customers: int,
-    topics: TopicNames,
+    topic_prefix: str,
     schemas: Schemas,
     partitions: int,
     codes: int = 20_000,
 ) -> ShellCosts:
     """The bench's records, then `codes` latency codes, through the worker's processor."""
-    settings = Settings()
+    settings = Settings(
+        store="memory://", topic_prefix=topic_prefix, partitions=partitions, metrics_port=0
+    )
+    topics = settings.topics
     batches = as_fetched(encoded, topics, partitions, settings.fetch_max_records)
     code_records = [
         encode_input(
@@ -73,9 +69,10 @@ def shell_costs(
     ]
     code_batches = as_fetched(code_records, topics, partitions, CODE_BATCH)
     io = MemoryIO()
+    processor = build_app(settings, io=io).processor
     with collector_for_deciding():  # as the worker runs (the processor turns it off per batch)
         seconds, code_seconds = asyncio.run(
-            _time_phases(settings, topics, schemas, io, partitions, batches, code_batches)
+            _time_phases(processor, partitions, batches, code_batches)
         )
     return ShellCosts(
         round(len(encoded) / seconds),
@@ -85,15 +82,9 @@ def shell_costs(
 
 
 async def _time_phases(
-    settings: Settings,
-    topics: TopicNames,
-    schemas: Schemas,
-    io: MemoryIO,
-    partitions: int,
-    *phases: list[list[InputRun]],
+    processor: Processor, partitions: int, *phases: list[list[InputRun]]
 ) -> list[float]:
     """Seconds each phase's batches took, decided and made durable one after the other."""
-    processor = _processor(settings, topics, schemas, io, partitions)
     processor.assign(range(partitions))
     await processor.process([])  # the partitions made ready first, as a worker's first fetch
     spent = []
@@ -103,29 +94,6 @@ async def _time_phases(
             await processor.process(batch)
         spent.append(time.perf_counter() - started)
     return spent
-
-
-def _processor(
-    settings: Settings, topics: TopicNames, schemas: Schemas, io: MemoryIO, partitions: int
-) -> Processor:
-    policy = load_policy()
-    store, cache = MemoryStore(io), StateCache(settings.state_cache_customers)
-    observer = Observer(Metrics())
-    encoder = OutputEncoder(topics, schemas, now_ms, policy.version)
-    return Processor(
-        Parts(
-            topics=topics,
-            policy=policy,
-            schemas=schemas,
-            store=store,
-            io=io,
-            writer=Writer(io, store, cache, encoder, observer),
-            observer=observer,
-            cache=cache,
-            attempts=Attempts(None, partitions, topics.inputs),
-            decoder=InputDecoder(topics, schemas, MAX_RECORD_BYTES),
-        )
-    )
 
 
 def as_fetched(

@@ -15,7 +15,7 @@ def test_every_record_and_code_goes_through_the_processor():
     topics, schemas = TopicNames.with_prefix("shell."), Schemas.load()
     records = traffic(50, 600, now_ms())
     encoded = [encode_input(r, topics, schemas) for r in records]
-    costs = shell_costs(encoded, 50, topics, schemas, PARTITIONS, codes=300)
+    costs = shell_costs(encoded, 50, "shell.", schemas, PARTITIONS, codes=300)
     candidates = sum(1 for r in records if r["kind"] == "candidate")
     assert costs.decisions == candidates + 300  # one decision record each, none lost
     assert costs.records_per_s > 0 and costs.code_us > 0
