@@ -9,10 +9,12 @@ metrics kept. The processor is built by `build_app` on the in-memory store, so o
 rate is what Kafka, Faust and the worker's threads take, and this rate / the ceiling what making
 every batch durable costs in CPU.
 
-The latency load's codes (one immediate service candidate to each customer in turn, on the
-urgent topic) are timed apart, per code: each is a decision, an outbound message, a send to
-remember and a state write, more than a bench record's work, and the latency runs send them at
-half the engine's rate. One thread does all of it, so its time is its CPU.
+The latency load's codes (one immediate service candidate to each customer in turn, on the urgent
+topic) are timed apart, per code, fetched in the order they were sent, as the latency runs send
+them (a batch holds each of the bench's 10,000 customers once at most): each is a decision, an
+outbound message, a send to remember and a state write, more than a bench record's work, and the
+latency runs send them at half the engine's rate. One thread does all of it, so its time is its
+CPU.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def shell_costs(
         )
         for i in range(codes)
     ]
-    code_batches = as_fetched(code_records, topics, partitions, CODE_BATCH)
+    code_batches = as_sent(code_records, partitions, CODE_BATCH)
     io = MemoryIO()
     processor = build_app(settings, io=io).processor
     with collector_for_deciding():  # as the worker runs (the processor turns it off per batch)
@@ -99,23 +101,16 @@ async def _time_phases(
 def as_fetched(
     encoded: list[Encoded], topics: TopicNames, partitions: int, per_fetch: int
 ) -> list[list[InputRun]]:
-    """The records as the worker's fetches hand them over: each in the partition the producer's
-    partitioner puts it in, topic by topic in the order the worker reads them, and a fetch of
-    at most `per_fetch` records takes partition after partition."""
+    """The records as the worker's fetches hand over a backlog: each in the partition the
+    producer's partitioner puts it in, topic by topic in the order the worker reads them, and a
+    fetch of at most `per_fetch` records takes partition after partition."""
     logs: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
-    every = list(range(partitions))
-    partitioner = DefaultPartitioner()
-    for record in encoded:
-        tp = (record.topic, partitioner(record.key, every, every))
-        offset = len(logs[tp])
-        timestamp = record.timestamp_ms or 0
-        logs[tp].append(
-            ConsumerRecord(*tp, offset, timestamp, 0, record.key, record.value, None, 0, 0, ())
-        )
+    for record in placed(encoded, partitions):
+        logs[(record.topic, record.partition)].append(record)
     fetches: list[list[InputRun]] = []
     room = 0
     for topic in topics.inputs:
-        for partition in every:
+        for partition in range(partitions):
             records = logs.get((topic, partition), [])
             while records:
                 if room == 0:
@@ -125,3 +120,32 @@ def as_fetched(
                 fetches[-1].append(InputRun(topic, partition, taken))
                 records, room = records[len(taken) :], room - len(taken)
     return fetches
+
+
+def as_sent(encoded: list[Encoded], partitions: int, per_fetch: int) -> list[list[InputRun]]:
+    """The records as fetches hand over a load sent at a steady rate: each fetch the next
+    `per_fetch` records in the order they were sent, partition by partition."""
+    in_order = placed(encoded, partitions)
+    fetches = []
+    for start in range(0, len(in_order), per_fetch):
+        runs: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
+        for record in in_order[start : start + per_fetch]:
+            runs[(record.topic, record.partition)].append(record)
+        fetches.append([InputRun(topic, p, records) for (topic, p), records in runs.items()])
+    return fetches
+
+
+def placed(encoded: list[Encoded], partitions: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """Each record as its partition's log holds it: in the partition the producer's partitioner
+    puts it in, at the next offset there."""
+    every, partitioner = list(range(partitions)), DefaultPartitioner()
+    ends: dict[tuple[str, int], int] = defaultdict(int)
+    records = []
+    for record in encoded:
+        tp = (record.topic, partitioner(record.key, every, every))
+        timestamp = record.timestamp_ms or 0
+        records.append(
+            ConsumerRecord(*tp, ends[tp], timestamp, 0, record.key, record.value, None, 0, 0, ())
+        )
+        ends[tp] += 1
+    return records

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from app.bench.latency import latency_candidate
 from app.bench.pipe import PARTITIONS
 from app.bench.run import traffic
-from app.bench.shell import as_fetched, shell_costs
+from app.bench.shell import as_fetched, as_sent, shell_costs
 from app.client import encode_input
 from app.clock import now_ms
 from app.codecs.avro import Schemas
@@ -35,4 +36,25 @@ def test_fetches_hold_each_partition_in_order_and_at_most_their_size():
         offsets = [r.offset for r in run.records]
         assert offsets[0] == seen.get((run.topic, run.partition), 0)
         assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+        seen[(run.topic, run.partition)] = offsets[-1] + 1
+
+
+def test_a_load_sent_in_turn_is_fetched_in_the_order_it_was_sent():
+    topics, schemas = TopicNames.with_prefix("shell."), Schemas.load()
+    codes = [
+        encode_input(
+            {**latency_candidate(f"m{i}", f"c{i % 50}"), "lane": "urgent"}, topics, schemas
+        )
+        for i in range(200)
+    ]
+    fetches = as_sent(codes, PARTITIONS, 40)
+    assert [sum(len(run.records) for run in fetch) for fetch in fetches] == [40] * 5
+    for number, fetch in enumerate(fetches):  # the next 40 sent: 40 customers, each once
+        keys = sorted(r.key for run in fetch for r in run.records)
+        assert keys == sorted(codes[i].key for i in range(number * 40, number * 40 + 40))
+        assert len(set(keys)) == 40
+    seen: dict[tuple[str, int], int] = {}
+    for run in (run for fetch in fetches for run in fetch):
+        offsets = [r.offset for r in run.records]
+        assert offsets == list(range(seen.get((run.topic, run.partition), 0), offsets[-1] + 1))
         seen[(run.topic, run.partition)] = offsets[-1] + 1
