@@ -24,11 +24,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
 from app.bench.latency import latency_candidate
-from app.client import Encoded, encode_input
+from app.client import Encoded, encode_input, partition_of
 from app.codecs.avro import Schemas
 from app.collector import collector_for_deciding
 from app.config import Settings, TopicNames
@@ -138,11 +137,10 @@ def as_sent(encoded: list[Encoded], partitions: int, per_fetch: int) -> list[lis
 def placed(encoded: list[Encoded], partitions: int) -> list[ConsumerRecord[bytes, bytes]]:
     """Each record as its partition's log holds it: in the partition the producer's partitioner
     puts it in, at the next offset there."""
-    every, partitioner = list(range(partitions)), DefaultPartitioner()
     ends: dict[tuple[str, int], int] = defaultdict(int)
     records = []
     for record in encoded:
-        tp = (record.topic, partitioner(record.key, every, every))
+        tp = (record.topic, partition_of(record.key.decode(), partitions))
         timestamp = record.timestamp_ms or 0
         records.append(
             ConsumerRecord(*tp, ends[tp], timestamp, 0, record.key, record.value, None, 0, 0, ())

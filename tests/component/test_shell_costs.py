@@ -10,6 +10,7 @@ from app.client import encode_input
 from app.clock import now_ms
 from app.codecs.avro import Schemas
 from app.config import TopicNames
+from app.stream.consumer import InputRun
 
 
 def test_every_record_and_code_goes_through_the_processor():
@@ -31,12 +32,7 @@ def test_fetches_hold_each_partition_in_order_and_at_most_their_size():
     assert sum(len(run.records) for run in runs) == len(encoded)
     order = [topics.inputs.index(run.topic) for run in runs]
     assert order == sorted(order)  # profiles, then events, then candidates, as the worker reads
-    seen: dict[tuple[str, int], int] = {}
-    for run in runs:
-        offsets = [r.offset for r in run.records]
-        assert offsets[0] == seen.get((run.topic, run.partition), 0)
-        assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
-        seen[(run.topic, run.partition)] = offsets[-1] + 1
+    assert_each_partition_in_offset_order(runs)
 
 
 def test_a_load_sent_in_turn_is_fetched_in_the_order_it_was_sent():
@@ -53,8 +49,14 @@ def test_a_load_sent_in_turn_is_fetched_in_the_order_it_was_sent():
         keys = sorted(r.key for run in fetch for r in run.records)
         assert keys == sorted(codes[i].key for i in range(number * 40, number * 40 + 40))
         assert len(set(keys)) == 40
+    assert_each_partition_in_offset_order([run for fetch in fetches for run in fetch])
+
+
+def assert_each_partition_in_offset_order(runs: list[InputRun]) -> None:
+    """Each partition's runs, one after the other, hold its offsets from 0 with no gap."""
     seen: dict[tuple[str, int], int] = {}
-    for run in (run for fetch in fetches for run in fetch):
+    for run in runs:
+        start = seen.get((run.topic, run.partition), 0)
         offsets = [r.offset for r in run.records]
-        assert offsets == list(range(seen.get((run.topic, run.partition), 0), offsets[-1] + 1))
-        seen[(run.topic, run.partition)] = offsets[-1] + 1
+        assert offsets == list(range(start, start + len(offsets)))
+        seen[(run.topic, run.partition)] = start + len(offsets)
