@@ -40,6 +40,11 @@ class Result:
     # loop's. Near 1, that process could not keep up with the load.
     latency_worker_busy: float = 0.0
     pipe_latency_busy: float = 0.0
+    # The worker's durable writes over its latency run, from its /metrics (writes.py): input
+    # records per write, and per record the time deciding and the time making it durable.
+    latency_records_per_write: float = 0.0
+    latency_decide_us_per_record: float = 0.0
+    latency_write_us_per_record: float = 0.0
     burst_candidates: int = 0  # for one customer, at once, during the latency load
     burst_decided_s: float = 0.0  # from the burst's first record to every decision durable
     burst_others_p50_ms: float = 0.0  # the other customers' latency meanwhile
@@ -125,6 +130,9 @@ def _worker_rows(r: Result) -> list[tuple[str, str]]:
         (f"latency p50 at {load}", f"{r.p50_ms:.1f} ms"),
         (f"latency p99 at {load}", f"{r.p99_ms:.1f} ms"),
         ("  the worker's CPU meanwhile", f"{r.latency_worker_busy:.0%} of a core"),
+        ("  its durable writes meanwhile", f"{r.latency_records_per_write:,.0f} records each"),
+        ("  per record: deciding", f"{r.latency_decide_us_per_record:.1f} µs"),
+        ("  per record: making it durable", f"{r.latency_write_us_per_record:.1f} µs"),
         ("pipe latency p50 at the same load", f"{r.pipe_p50_ms:.1f} ms"),
         ("pipe latency p99 at the same load", f"{r.pipe_p99_ms:.1f} ms"),
         ("  the plain loop's CPU meanwhile", f"{r.pipe_latency_busy:.0%} of a core"),

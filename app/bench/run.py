@@ -35,6 +35,7 @@ from app.bench.report import Result
 from app.bench.scale import STANDBY_REPLICAS, measure_scale
 from app.bench.shell import shell_costs
 from app.bench.stages import build_name, core_is_compiled, core_rate, stage_costs
+from app.bench.writes import Writes
 from app.broker import EmbeddedBroker
 from app.client import Encoded, encode_input, read_all
 from app.clock import now_ms
@@ -183,12 +184,16 @@ class Bench:
         self.say(f"engine: {engine:,.0f} records/s")
         rate = self.latency_rate or engine / 2
         outbound = list(self.topics.outbound.values())
+        before = worker.samples()
         run = self.measure_latency(
             broker, rate, outbound, "tact.OutboundMessage", busy_pid=worker.pid
         )
+        writes = Writes.between(before, worker.samples())
         p50, p99, busy = run.p50_ms, run.p99_ms, run.busy
         self.say(
-            f"latency at {rate:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms (worker CPU {busy:.0%})"
+            f"latency at {rate:,.0f}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms (worker CPU {busy:.0%}; "
+            f"{writes.records_per_write:,.0f} records per durable write, per record "
+            f"{writes.decide_us:.0f} µs deciding, {writes.write_us:.0f} µs making it durable)"
         )
         burst = self.measure_burst(broker, worker, rate, outbound) if self.burst else {}
         lane = self.measure_urgent_lane(broker, worker, outbound) if self.campaign else {}
@@ -198,6 +203,9 @@ class Bench:
             "p99_ms": round(p99, 2),
             "latency_load_per_s": round(rate),
             "latency_worker_busy": round(busy, 2),
+            "latency_records_per_write": writes.records_per_write,
+            "latency_decide_us_per_record": writes.decide_us,
+            "latency_write_us_per_record": writes.write_us,
             "rss_mb": round(rss_mb(worker.pid), 1),
             **burst,
             **lane,
