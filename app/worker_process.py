@@ -26,6 +26,11 @@ EMBEDDED_WORKER_ENV = {
 }
 
 
+def samples_in(text: str) -> list[Any]:
+    """Every sample of a /metrics page, in Prometheus's text format."""
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
 def summed(samples: list[Any], name: str, **labels: str) -> float:
     """The sum of the samples called `name` whose labels include `labels` (0: none)."""
     return sum(
@@ -97,7 +102,7 @@ class WorkerProcess:
                 text = response.read().decode()
         except OSError:
             return []
-        return [s for family in text_string_to_metric_families(text) for s in family.samples]
+        return samples_in(text)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples called `name` whose labels include `labels` (0: none)."""

@@ -23,13 +23,14 @@ class Writes:
 
     @classmethod
     def between(cls, before: list[Any], after: list[Any]) -> Writes:
-        """From two scrapes of a worker's /metrics (none: zeros)."""
+        """From two scrapes of a worker's /metrics (zeros if either went unanswered: the
+        other alone would count the writes of the whole run before)."""
 
         def grown(name: str) -> float:
             return summed(after, name) - summed(before, name)
 
         writes, records = grown("tact_batch_records_count"), grown("tact_batch_records_sum")
-        if not writes or not records:
+        if not (before and after and writes and records):
             return cls(0.0, 0.0, 0.0)
         return cls(
             round(records / writes, 1),

@@ -1,15 +1,15 @@
 """`tact bench` reads the worker's durable writes over a run from two scrapes of its metrics."""
 
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.bench.writes import Writes
 from app.metrics import Metrics
+from app.worker_process import samples_in
 
 
 def scrape(metrics: Metrics) -> list:
-    text = generate_latest(metrics.registry).decode()
-    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+    """What the bench reads from the worker's /metrics (WorkerProcess.samples)."""
+    return samples_in(generate_latest(metrics.registry).decode())
 
 
 def written(metrics: Metrics, records: int, decide_s: float, flush_s: float) -> None:
@@ -34,3 +34,7 @@ def test_no_write_between_the_scrapes_or_no_answer_reads_as_zeros():
     written(metrics, 5_000, 0.5, 2.0)
     assert Writes.between(scrape(metrics), scrape(metrics)) == Writes(0.0, 0.0, 0.0)
     assert Writes.between([], []) == Writes(0.0, 0.0, 0.0)
+    before = scrape(metrics)
+    written(metrics, 1_000, 0.05, 0.10)
+    assert Writes.between([], scrape(metrics)) == Writes(0.0, 0.0, 0.0)  # not the run before
+    assert Writes.between(before, []) == Writes(0.0, 0.0, 0.0)
