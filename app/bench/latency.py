@@ -23,8 +23,8 @@ from app.policy.model import CHANNELS
 SETTLE_S = 2.0  # before the load: the reader settles at the end of its topics
 DRAIN_S = 5.0  # after it, at most: the last records come through
 # The load's producer waits this long to fill a batch, as upstream producers do by default
-# (Kafka's Java client since 4.0, librdkafka since 1.5). At 1 ms its thousand produce requests a
-# second took up to a core of the broker, which shares this machine with the worker.
+# (Kafka's Java client since 4.0, librdkafka since 1.5). At 1 ms its many small produce requests
+# took up to a core of the broker, which shares this machine with the worker.
 LOAD_LINGER_MS = 5
 
 
